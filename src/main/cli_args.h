@@ -1,0 +1,25 @@
+#pragma once
+// The command line of SPEC.md: run | check | explain | version.
+
+#include <optional>
+#include <string>
+
+#include "sluice/router.h"
+
+namespace sluice::cli {
+
+enum class Command { run, check, explain, version, help };
+
+struct CliArgs {
+  Command command = Command::run;
+  std::string config = "conf/sluice.toml";
+  bool probe = false;              // check --probe
+  router::ExplainRequest explain;  // explain's request
+};
+
+// nullopt on a usage error, with `error` saying what was wrong.
+std::optional<CliArgs> parse_args(int argc, const char* const* argv, std::string& error);
+
+extern const char* const kUsage;
+
+}  // namespace sluice::cli

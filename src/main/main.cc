@@ -1,0 +1,107 @@
+// Entry point: parses the command line and runs one command. Exceptions stop
+// here; nothing below main throws across a C callback.
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "cli_args.h"
+#include "probe.h"
+#include "sluice/config.h"
+#include "sluice/router.h"
+#include "sluice_version.h"
+
+namespace sluice::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitInvalid = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNoRoute = 3;
+
+void print_diagnostics(const config::LoadResult& result, const std::string& file) {
+  for (const config::Diagnostic& d : result.diagnostics) {
+    std::cerr << config::format_diagnostic(file, d) << "\n";
+  }
+}
+
+int run_check(const CliArgs& args) {
+  config::LoadResult loaded = config::load_file(args.config);
+  print_diagnostics(loaded, args.config);
+  if (!loaded.ok()) {
+    std::cerr << args.config << ": " << loaded.error_count() << " error(s)\n";
+    return kExitInvalid;
+  }
+  const config::Config& cfg = *loaded.config;
+  int status = kExitOk;
+  if (args.probe) {
+    for (const ProbeResult& p : probe_upstreams(cfg)) {
+      if (p.failure.empty()) {
+        std::cout << "probe: upstream '" << p.upstream->name << "' server " << p.address
+                  << " accepts connections\n";
+        continue;
+      }
+      config::Diagnostic d{config::Severity::error, p.server->pos,
+                           "upstream '" + p.upstream->name + "': server \"" + p.server->text +
+                               "\" (" + p.address + "): " + p.failure};
+      std::cerr << config::format_diagnostic(args.config, d) << "\n";
+      status = kExitInvalid;
+    }
+  }
+  size_t warnings = loaded.diagnostics.size();
+  std::cout << args.config << ": " << (status == kExitOk ? "ok" : "probe failed") << " ("
+            << cfg.routes.size() << " routes, " << cfg.upstreams.size() << " upstreams, "
+            << cfg.listeners.size() << " listeners, " << warnings << " warnings)\n";
+  return status;
+}
+
+int run_explain(const CliArgs& args) {
+  config::LoadResult loaded = config::load_file(args.config);
+  if (!loaded.ok()) {
+    print_diagnostics(loaded, args.config);
+    return kExitInvalid;
+  }
+  router::RouteTable table(loaded.config);
+  bool matched = false;
+  nlohmann::ordered_json j = router::explain(table, args.explain, &matched);
+  std::cout << j.dump() << "\n";
+  return matched ? kExitOk : kExitNoRoute;
+}
+
+int run_serve(const CliArgs& args) {
+  config::LoadResult loaded = config::load_file(args.config);
+  print_diagnostics(loaded, args.config);
+  if (!loaded.ok()) return kExitInvalid;
+  std::cerr << "sluice: serving traffic is not built yet (see issue 3); "
+               "the config is valid: use 'sluice check' and 'sluice explain'\n";
+  return kExitInvalid;
+}
+
+int main_impl(int argc, char** argv) {
+  std::string error;
+  auto args = parse_args(argc, argv, error);
+  if (!args) {
+    std::cerr << "sluice: " << error << "\n" << kUsage;
+    return kExitUsage;
+  }
+  switch (args->command) {
+    case Command::version: std::cout << "sluice " << SLUICE_VERSION << "\n"; return kExitOk;
+    case Command::help: std::cout << kUsage; return kExitOk;
+    case Command::check: return run_check(*args);
+    case Command::explain: return run_explain(*args);
+    case Command::run: return run_serve(*args);
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace sluice::cli
+
+int main(int argc, char** argv) {
+  try {
+    return sluice::cli::main_impl(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "sluice: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,73 @@
+#include "sluice/router.h"
+
+namespace sluice::router {
+namespace {
+
+// Number of dots when `seg` consists only of dots, literal or "%2e"/"%2E";
+// 0 otherwise.
+size_t dot_count(std::string_view seg) {
+  size_t dots = 0;
+  size_t i = 0;
+  while (i < seg.size()) {
+    if (seg[i] == '.') {
+      ++i;
+    } else if (seg.size() - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' &&
+               (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+      i += 3;
+    } else {
+      return 0;
+    }
+    ++dots;
+  }
+  return dots;
+}
+
+}  // namespace
+
+bool climbs_above(std::string_view rest) {
+  long depth = 0;
+  size_t start = 0;
+  while (start < rest.size()) {
+    size_t slash = rest.find('/', start);
+    if (slash == std::string_view::npos) slash = rest.size();
+    std::string_view seg = rest.substr(start, slash - start);
+    size_t dots = dot_count(seg);
+    if (dots == 2) {
+      if (--depth < 0) return true;
+    } else if (dots != 1 && !seg.empty()) {
+      // Empty segments ("//") are folded by most servers; they lift nothing.
+      ++depth;
+    }
+    start = slash + 1;
+  }
+  return false;
+}
+
+std::optional<std::string> upstream_target(const Route& route, std::string_view target) {
+  Target t = split_target(target);
+  size_t matched = 0;  // bytes of t.path covered by the route's path
+  if (route.match == config::MatchKind::exact) {
+    matched = t.path.size();
+  } else if (route.path != "/") {
+    matched = route.path.size();
+  }
+  std::string_view rest = t.path.substr(std::min(matched, t.path.size()));
+  if (climbs_above(rest)) return std::nullopt;
+
+  if (!route.strip_prefix && !route.rewrite_prefix) return std::string(target);
+
+  std::string out;
+  out.reserve(target.size() + (route.rewrite_prefix ? route.rewrite_prefix->size() : 0));
+  if (route.rewrite_prefix) {
+    std::string_view with = *route.rewrite_prefix;
+    // "/v2/" joined with "/x" must give "/v2/x", not "/v2//x".
+    while (!with.empty() && with.back() == '/') with.remove_suffix(1);
+    out.append(with);
+  }
+  out.append(rest);
+  if (out.empty() || out.front() != '/') out.insert(out.begin(), '/');
+  out.append(t.query);
+  return out;
+}
+
+}  // namespace sluice::router
