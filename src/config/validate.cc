@@ -128,7 +128,10 @@ void warn_catch_alls(const Config& config, const std::vector<RoutePositions>& po
                      Diagnostics& diags) {
   for (size_t i = 0; i < config.routes.size(); ++i) {
     const Route& c = config.routes[i];
-    if (c.match != MatchKind::prefix || c.path != "/" || c.kind != RouteKind::http) continue;
+    if (c.match != MatchKind::prefix || c.path != "/" || c.kind != RouteKind::http ||
+        !c.has_upstream()) {
+      continue;
+    }
     for (const Route& r : config.routes) {
       if (&r == &c || r.kind == RouteKind::http || r.path.empty()) continue;
       std::string what = "route " + in_quotes(c.name) + " (prefix /, kind http) catches every path";
