@@ -9,6 +9,7 @@
 #include "probe.h"
 #include "sluice/config.h"
 #include "sluice/router.h"
+#include "sluice/server.h"
 #include "sluice_version.h"
 
 namespace sluice::cli {
@@ -72,9 +73,7 @@ int run_serve(const CliArgs& args) {
   config::LoadResult loaded = config::load_file(args.config);
   print_diagnostics(loaded, args.config);
   if (!loaded.ok()) return kExitInvalid;
-  std::cerr << "sluice: serving traffic is not built yet (see issue 3); "
-               "the config is valid: use 'sluice check' and 'sluice explain'\n";
-  return kExitInvalid;
+  return server::run(loaded.config);
 }
 
 int main_impl(int argc, char** argv) {

@@ -1,0 +1,228 @@
+#pragma once
+// The two connection types of the proxy and the link between them.
+//
+// Ownership: each connection owns its libuv handles and frees itself after
+// their close callbacks (never earlier). A DownstreamConn and the
+// UpstreamConn serving its current request point at each other without
+// owning; whichever goes first calls the other's detach, after which neither
+// touches the other. An idle UpstreamConn is listed in its ServerSlot's pool.
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "sluice/base.h"
+#include "sluice/http.h"
+#include "sluice/proxy.h"
+
+namespace sluice::proxy {
+
+// A uv_write_t with the bytes it writes; freed in the write callback.
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+  uv_buf_t buf;
+};
+
+class UpstreamConn {
+ public:
+  // Starts connecting to `slot` of `upstream`. The owner hears back through
+  // DownstreamConn::on_upstream_connected or on_upstream_error, never inline.
+  static UpstreamConn* connect(WorkerContext& ctx, size_t upstream, size_t slot);
+  UpstreamConn(const UpstreamConn&) = delete;
+  UpstreamConn& operator=(const UpstreamConn&) = delete;
+
+  // Takes the connection out of the pool (or from connect) for `owner`'s
+  // request. `head_request` says the response has no body (RFC 9110 9.3.2).
+  void attach(DownstreamConn* owner, bool head_request, base::Duration read_timeout);
+  // Called by the owner when it goes away mid-exchange: the connection cannot
+  // be reused, so it closes.
+  void abort();
+  // Queues bytes towards the upstream.
+  void send(std::string data);
+  // Starts the read timeout: the whole request has been handed over.
+  void request_sent();
+  void pause_reading();
+  void resume_reading();
+  // The owner releases a connection whose response completed cleanly:
+  // pooled when `reusable`, closed otherwise.
+  void release(bool reusable);
+
+  bool connected() const { return connected_; }
+  bool reused() const { return reused_; }
+  size_t write_queue() const;
+  const std::string& address() const;
+  const http::MessageHead& response() const { return response_; }
+  size_t upstream_index() const { return upstream_; }
+  size_t slot_index() const { return slot_; }
+
+  void close();
+
+ private:
+  UpstreamConn(WorkerContext& ctx, size_t upstream, size_t slot);
+  ~UpstreamConn();
+
+  void fail(base::ErrorCode code, std::string cause);
+  void start_idle();
+  void arm_read_timer();
+  void maybe_free();
+
+  static void on_connect(uv_connect_t* req, int status) noexcept;
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void on_write(uv_write_t* req, int status) noexcept;
+  static void on_timer(uv_timer_t* timer) noexcept;
+  static void on_close(uv_handle_t* handle) noexcept;
+
+  static int on_status(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_header_field(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_header_value(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_headers_complete(llhttp_t* p) noexcept;
+  static int on_body(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_message_complete(llhttp_t* p) noexcept;
+  static const llhttp_settings_t kSettings;
+
+  void handle_input(const char* data, size_t len);
+
+  WorkerContext& ctx_;
+  size_t upstream_;
+  size_t slot_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_connect_t connect_req_;
+  llhttp_t parser_;
+  http::MessageHead response_;
+  DownstreamConn* owner_ = nullptr;
+  base::Duration read_timeout_{0};
+  enum class TimerRole { none, connect, read, idle } timer_role_ = TimerRole::none;
+  int pending_closes_ = 0;
+  size_t writes_in_flight_ = 0;
+  bool connected_ = false;
+  bool reused_ = false;
+  bool closing_ = false;
+  bool head_request_ = false;
+  bool reading_ = false;
+  bool paused_ = false;
+  bool response_started_ = false;  // a non-1xx head was seen
+  bool response_done_ = false;
+  bool in_pool_ = false;
+  bool request_sent_ = false;
+};
+
+class DownstreamConn {
+ public:
+  static void accept(WorkerContext& ctx, uv_stream_t* listener, bool tls);
+  DownstreamConn(const DownstreamConn&) = delete;
+  DownstreamConn& operator=(const DownstreamConn&) = delete;
+
+  // From the UpstreamConn serving the current request.
+  void on_upstream_connected();
+  void on_upstream_error(base::ErrorCode code, std::string cause);
+  // Returns what llhttp's on_headers_complete should return.
+  int on_response_head(const http::MessageHead& response, uint64_t content_length, bool chunked,
+                       bool keep_alive);
+  void on_response_body(std::string_view data);
+  void on_response_complete(bool upstream_reusable);
+  void on_upstream_drained();  // its write queue fell below the low-water mark
+  void flush_to_client();      // after each upstream read
+
+  void close();
+
+ private:
+  DownstreamConn(WorkerContext& ctx);
+  ~DownstreamConn();
+
+  enum class Phase : uint8_t {
+    idle,        // between requests (keepalive_timeout)
+    head,        // receiving a request head (header_timeout)
+    proxying,    // request routed to an upstream
+    local,       // answered by sluice; waiting for the reply to be written
+  };
+
+  void start();
+  void parse(const char* data, size_t len);
+  void handle_head();
+  void handle_message_complete();
+  void resume_parser();
+  void update_reading();
+  void arm_timer(base::Duration d);
+  void start_upstream(std::optional<size_t> exclude);
+  void begin_forwarding();
+  void send(std::string data);
+  void reply_local(std::string bytes, int status, std::optional<base::ErrorCode> error,
+                   bool keep_alive);
+  void reply_error(base::ErrorCode code, std::string detail);
+  void finish_exchange();
+  void log_exchange();
+  void reset_exchange();
+  void fail_after_response_started();
+  bool request_has_body() const;
+  std::string upstream_detail(std::string_view cause) const;
+
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void on_write(uv_write_t* req, int status) noexcept;
+  static void on_timer(uv_timer_t* timer) noexcept;
+  static void on_close(uv_handle_t* handle) noexcept;
+
+  static int on_message_begin(llhttp_t* p) noexcept;
+  static int on_method(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_url(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_header_field(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_header_value(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_headers_complete(llhttp_t* p) noexcept;
+  static int on_body(llhttp_t* p, const char* at, size_t len) noexcept;
+  static int on_message_complete(llhttp_t* p) noexcept;
+  static const llhttp_settings_t kSettings;
+
+  WorkerContext& ctx_;
+  std::shared_ptr<const Snapshot> snapshot_;  // pinned for the connection's life
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  llhttp_t parser_;
+  std::string client_ip_;
+  uint64_t client_hash_ = 0;
+  bool tls_ = false;
+  int pending_closes_ = 0;
+  size_t writes_in_flight_ = 0;
+  bool closing_ = false;
+  bool reading_ = false;
+  bool close_after_write_ = false;
+  bool parser_paused_ = false;
+  std::string pending_;  // client bytes received while the parser is paused
+
+  // The current exchange (one request and its response).
+  Phase phase_ = Phase::idle;
+  http::MessageHead head_;
+  size_t head_bytes_ = 0;
+  bool headers_done_ = false;
+  bool message_done_ = false;  // whole request parsed
+  bool keep_alive_ = true;     // the client allows another request
+  bool expect_continue_ = false;
+  http::Framing request_framing_ = http::Framing::none;
+  uint64_t request_length_ = 0;
+  uint64_t body_received_ = 0;
+  const config::Route* route_ = nullptr;
+  std::string host_;            // normalized, for routing
+  std::string request_id_;
+  std::string upstream_target_;
+  UpstreamConn* upstream_ = nullptr;
+  std::optional<size_t> server_;  // slot index in the route's upstream
+  std::string server_address_;
+  bool retried_ = false;
+  std::string to_upstream_;     // request bytes not yet handed to the upstream
+  std::string to_client_;       // response bytes gathered during one upstream read
+  bool response_started_ = false;
+  bool response_done_ = false;
+  http::Framing response_framing_ = http::Framing::none;
+  int status_ = 0;
+  std::optional<base::ErrorCode> error_;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,836 @@
+// One client connection: parse requests with llhttp (strict), route each,
+// answer locally or stream it to an upstream, and stream the response back.
+// Requests on one connection are handled strictly in order: the parser
+// pauses at the end of each request until its response is complete.
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "connections.h"
+
+namespace sluice::proxy {
+namespace {
+
+DownstreamConn* from_parser(llhttp_t* p) { return static_cast<DownstreamConn*>(p->data); }
+
+std::string peer_ip(const uv_tcp_t* tcp) {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&ss), buf, sizeof buf);
+  } else {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&ss), buf, sizeof buf);
+  }
+  return buf;
+}
+
+// Methods a client may safely see retried (RFC 9110 9.2.2).
+bool idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE" || method == "TRACE";
+}
+
+// Splits an absolute-form target (RFC 9112 3.2.2) into authority and the
+// origin-form rest. Returns false when `target` is not absolute-form.
+bool split_absolute(std::string_view target, std::string_view& authority, std::string_view& rest) {
+  size_t scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos) return false;
+  std::string_view scheme = target.substr(0, scheme_end);
+  if (!base::iequals(scheme, "http") && !base::iequals(scheme, "https")) return false;
+  std::string_view after = target.substr(scheme_end + 3);
+  size_t slash = after.find_first_of("/?");
+  authority = after.substr(0, slash);
+  rest = slash == std::string_view::npos ? std::string_view("/") : after.substr(slash);
+  return !authority.empty();
+}
+
+}  // namespace
+
+const llhttp_settings_t DownstreamConn::kSettings = [] {
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
+  s.on_message_begin = on_message_begin;
+  s.on_method = on_method;
+  s.on_url = on_url;
+  s.on_header_field = on_header_field;
+  s.on_header_value = on_header_value;
+  s.on_headers_complete = on_headers_complete;
+  s.on_body = on_body;
+  s.on_message_complete = on_message_complete;
+  return s;
+}();
+
+DownstreamConn::DownstreamConn(WorkerContext& ctx) : ctx_(ctx), snapshot_(ctx.snapshot()) {
+  uv_tcp_init(ctx.loop(), &tcp_);
+  uv_timer_init(ctx.loop(), &timer_);
+  tcp_.data = this;
+  timer_.data = this;
+  llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
+  parser_.data = this;
+  ctx_.downstreams.insert(this);
+  ctx_.connections().fetch_add(1, std::memory_order_relaxed);
+}
+
+DownstreamConn::~DownstreamConn() {
+  ctx_.downstreams.erase(this);
+  ctx_.connections().fetch_sub(1, std::memory_order_relaxed);
+}
+
+void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, bool tls) {
+  auto* conn = new DownstreamConn(ctx);
+  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp_)) != 0) {
+    conn->close();
+    return;
+  }
+  conn->tls_ = tls;
+  conn->start();
+}
+
+void DownstreamConn::start() {
+  uv_tcp_nodelay(&tcp_, 1);
+  client_ip_ = peer_ip(&tcp_);
+  client_hash_ = upstream::stable_hash(client_ip_);
+  const config::ServerSettings& server = snapshot_->config->server;
+  if (ctx_.connections().load(std::memory_order_relaxed) > server.max_connections) {
+    request_id_ = http::make_request_id(ctx_.rng()(), ctx_.rng()());
+    keep_alive_ = false;
+    error_ = base::ErrorCode::over_capacity;
+    std::string reply = http::error_reply(base::ErrorCode::over_capacity,
+                                          "server.max_connections is " +
+                                              std::to_string(server.max_connections),
+                                          request_id_, true);
+    status_ = 503;
+    close_after_write_ = true;
+    send(std::move(reply));
+    return;
+  }
+  phase_ = Phase::head;
+  arm_timer(server.header_timeout);
+  update_reading();
+}
+
+// ---- reading and parsing -------------------------------------------------
+
+void DownstreamConn::update_reading() {
+  if (closing_) return;
+  bool want = pending_.size() < kMaxPendingInput && !close_after_write_ &&
+              to_upstream_.size() < kHighWater &&
+              !(upstream_ && upstream_->connected() && upstream_->write_queue() >= kHighWater);
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  if (want && !reading_) {
+    reading_ = uv_read_start(stream, on_alloc, on_read) == 0;
+  } else if (!want && reading_) {
+    uv_read_stop(stream);
+    reading_ = false;
+  }
+}
+
+void DownstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+  auto* self = static_cast<DownstreamConn*>(handle->data);
+  *buf = uv_buf_init(self->ctx_.read_buffer(), kReadBufferSize);
+}
+
+void DownstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* self = static_cast<DownstreamConn*>(stream->data);
+  if (nread == 0 || self->closing_) return;
+  if (nread < 0) {
+    // The client went away. A request in flight is abandoned: its upstream
+    // connection cannot be reused, so it is closed too.
+    if (self->phase_ == Phase::proxying && !self->response_done_) {
+      if (!self->response_started_) self->status_ = 499;
+      self->error_.reset();
+      self->log_exchange();
+    }
+    self->close();
+    return;
+  }
+  self->parse(buf->base, static_cast<size_t>(nread));
+}
+
+void DownstreamConn::parse(const char* data, size_t len) {
+  if (parser_paused_) {
+    pending_.append(data, len);
+    update_reading();
+    return;
+  }
+  if (phase_ == Phase::idle) {
+    phase_ = Phase::head;
+    arm_timer(snapshot_->config->server.header_timeout);
+  }
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  const char* stop = err == HPE_OK ? data + len : llhttp_get_error_pos(&parser_);
+  size_t consumed = static_cast<size_t>(stop - data);
+  if (!headers_done_ || phase_ == Phase::head) head_bytes_ += consumed;
+  bytes_in_ += consumed;
+  const uint64_t max_head = snapshot_->config->server.max_header_size;
+
+  if (err == HPE_OK) {
+    if (!headers_done_ && head_bytes_ > max_head) {
+      reply_error(base::ErrorCode::headers_too_large,
+                  "more than " + base::format_size(max_head) + " (server.max_header_size)");
+      return;
+    }
+    if (!to_upstream_.empty() && upstream_ && upstream_->connected()) {
+      upstream_->send(std::move(to_upstream_));
+      to_upstream_.clear();
+    }
+    if (phase_ == Phase::proxying && !message_done_) arm_timer(route_->read_timeout);
+    update_reading();
+    return;
+  }
+  if (err == HPE_PAUSED) {
+    // Keep what follows the pause point; `data` may point into pending_.
+    std::string rest(stop, len - consumed);
+    pending_ = std::move(rest);
+    parser_paused_ = true;
+    if (headers_done_ && phase_ == Phase::head) {
+      handle_head();
+    } else if (message_done_) {
+      handle_message_complete();
+    }
+    update_reading();
+    return;
+  }
+  if (err == HPE_PAUSED_UPGRADE) {
+    // An upgrade other than an allowed WebSocket one (h2c): the token was
+    // dropped, so the request goes on as plain HTTP/1.1.
+    std::string rest(stop, len - consumed);
+    llhttp_resume_after_upgrade(&parser_);
+    if (!rest.empty()) parse(rest.data(), rest.size());
+    return;
+  }
+  if (err == HPE_USER) return;  // a callback already answered (413)
+  // A malformed or ambiguous request: answer and close, never guess.
+  base::ErrorCode code = base::ErrorCode::bad_request;
+  if (err == HPE_UNEXPECTED_CONTENT_LENGTH || err == HPE_INVALID_TRANSFER_ENCODING) {
+    code = base::ErrorCode::request_smuggling;
+  }
+  if (response_started_) {
+    close();
+    return;
+  }
+  if (upstream_) {
+    upstream_->abort();
+    upstream_ = nullptr;
+  }
+  reply_error(code, llhttp_get_error_reason(&parser_));
+}
+
+void DownstreamConn::resume_parser() {
+  if (closing_ || !parser_paused_) return;
+  llhttp_resume(&parser_);
+  parser_paused_ = false;
+  std::string input = std::move(pending_);
+  pending_.clear();
+  // An empty feed still lets llhttp finish a body-less message.
+  parse(input.data(), input.size());
+}
+
+int DownstreamConn::on_message_begin(llhttp_t* p) noexcept {
+  DownstreamConn* self = from_parser(p);
+  self->started_ = std::chrono::steady_clock::now();
+  return 0;
+}
+
+int DownstreamConn::on_method(llhttp_t* p, const char* at, size_t len) noexcept {
+  from_parser(p)->head_.append_method({at, len});
+  return 0;
+}
+
+int DownstreamConn::on_url(llhttp_t* p, const char* at, size_t len) noexcept {
+  from_parser(p)->head_.append_target({at, len});
+  return 0;
+}
+
+int DownstreamConn::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
+  from_parser(p)->head_.append_field({at, len});
+  return 0;
+}
+
+int DownstreamConn::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
+  from_parser(p)->head_.append_value({at, len});
+  return 0;
+}
+
+int DownstreamConn::on_headers_complete(llhttp_t* p) noexcept {
+  DownstreamConn* self = from_parser(p);
+  self->headers_done_ = true;
+  self->head_.http_major = llhttp_get_http_major(p);
+  self->head_.http_minor = llhttp_get_http_minor(p);
+  if (p->flags & F_CHUNKED) {
+    self->request_framing_ = http::Framing::chunked;
+  } else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
+    self->request_framing_ = http::Framing::content_length;
+    self->request_length_ = p->content_length;
+  }
+  self->keep_alive_ = llhttp_should_keep_alive(p) != 0;
+  // Routing happens outside the parser, once the exact head size is known.
+  return HPE_PAUSED;
+}
+
+int DownstreamConn::on_body(llhttp_t* p, const char* at, size_t len) noexcept {
+  DownstreamConn* self = from_parser(p);
+  if (self->phase_ != Phase::proxying) return 0;  // a local reply discards the body
+  self->body_received_ += len;
+  if (self->route_ && self->route_->max_body && self->body_received_ > *self->route_->max_body) {
+    // A chunked body grew past max_body: the upstream request is abandoned
+    // (its connection is never pooled) and the client told, if it still can be.
+    if (self->upstream_) {
+      self->upstream_->abort();
+      self->upstream_ = nullptr;
+    }
+    if (self->response_started_) {
+      self->close();
+    } else {
+      self->reply_error(base::ErrorCode::body_too_large,
+                        "more than " + base::format_size(*self->route_->max_body) +
+                            " (max_body of route '" + self->route_->name + "')");
+    }
+    return HPE_USER;
+  }
+  if (self->request_framing_ == http::Framing::chunked) {
+    http::append_chunk(self->to_upstream_, {at, len});
+  } else {
+    self->to_upstream_.append(at, len);
+  }
+  return 0;
+}
+
+int DownstreamConn::on_message_complete(llhttp_t* p) noexcept {
+  DownstreamConn* self = from_parser(p);
+  self->message_done_ = true;
+  if (self->phase_ == Phase::proxying && self->request_framing_ == http::Framing::chunked) {
+    self->to_upstream_.append(http::kLastChunk);
+  }
+  return HPE_PAUSED;
+}
+
+// ---- one exchange ---------------------------------------------------------
+
+bool DownstreamConn::request_has_body() const { return request_framing_ != http::Framing::none; }
+
+void DownstreamConn::handle_head() {
+  const config::ServerSettings& server = snapshot_->config->server;
+  uv_timer_stop(&timer_);
+  if (head_bytes_ > server.max_header_size) {
+    reply_error(base::ErrorCode::headers_too_large,
+                "more than " + base::format_size(server.max_header_size) +
+                    " (server.max_header_size)");
+    return;
+  }
+  std::optional<std::string_view> client_id = head_.find("x-request-id");
+  request_id_ = client_id && http::valid_request_id(*client_id)
+                    ? std::string(*client_id)
+                    : http::make_request_id(ctx_.rng()(), ctx_.rng()());
+
+  std::string_view method = head_.method();
+  if (method == "CONNECT") {
+    reply_error(base::ErrorCode::bad_request, "CONNECT is not supported");
+    return;
+  }
+  // RFC 9112 6.1: a Transfer-Encoding other than a final "chunked" on a
+  // request cannot be framed safely.
+  if (head_.count("transfer-encoding") > 0 && request_framing_ != http::Framing::chunked) {
+    reply_error(base::ErrorCode::request_smuggling, "unsupported Transfer-Encoding");
+    return;
+  }
+  if (head_.count("transfer-encoding") > 1) {
+    reply_error(base::ErrorCode::request_smuggling, "more than one Transfer-Encoding header");
+    return;
+  }
+  size_t hosts = head_.count("host");
+  if (hosts > 1) {
+    reply_error(base::ErrorCode::bad_request, "more than one Host header");
+    return;
+  }
+  if (hosts == 0 && head_.http_minor >= 1) {
+    reply_error(base::ErrorCode::bad_request, "HTTP/1.1 request without Host");
+    return;
+  }
+  std::string_view target = head_.target();
+  std::string_view host_header = head_.find("host").value_or("");
+  std::string_view authority, origin_target = target;
+  if (split_absolute(target, authority, origin_target)) {
+    host_header = authority;  // RFC 9112 3.2.2: the target's authority wins
+  } else if (target.empty() || target.front() != '/') {
+    reply_error(base::ErrorCode::bad_request, "request target must start with '/'");
+    return;
+  }
+  host_ = router::normalize_host(host_header);
+  router::Target split = router::split_target(origin_target);
+  route_ = snapshot_->routes->select(host_, split.path);
+  if (!route_) {
+    std::string host_shown = host_header.empty() ? "(none)" : std::string(host_header);
+    reply_error(base::ErrorCode::no_route,
+                "path " + std::string(split.path) + ", host " + host_shown + "; run `sluice explain" +
+                    (host_header.empty() ? "" : " --host " + std::string(host_header)) + " '" +
+                    std::string(split.path) + "'` to see why");
+    return;
+  }
+  router::HeaderList headers;
+  for (size_t i = 0; i < head_.header_count(); ++i) {
+    http::Header h = head_.header(i);
+    if (base::iequals(h.name, "upgrade") || base::iequals(h.name, "connection") ||
+        base::iequals(h.name, "origin") || base::iequals(h.name, "sec-websocket-key") ||
+        base::iequals(h.name, "sec-websocket-version")) {
+      headers.emplace_back(std::string(h.name), std::string(h.value));
+    }
+  }
+  if (auto refused = router::admission(*route_, method, headers)) {
+    std::string detail = "route '" + route_->name + "'";
+    if (*refused == base::ErrorCode::origin_forbidden) {
+      detail += ", Origin " + std::string(head_.find("origin").value_or(""));
+    }
+    reply_error(*refused, detail);
+    return;
+  }
+  if (head_.has_token("upgrade", "websocket")) {
+    // WebSocket tunnels are the realtime issue's work; until then, refuse
+    // clearly instead of half-forwarding an upgrade.
+    reply_error(base::ErrorCode::upgrade_not_allowed,
+                "WebSocket tunnels are not implemented yet (route '" + route_->name + "')");
+    return;
+  }
+  if (route_->respond) {
+    const config::Respond& r = *route_->respond;
+    std::string reply = http::simple_reply(r.status, r.content_type, r.body, request_id_,
+                                           !keep_alive_ || request_has_body());
+    if (method == "HEAD") reply.resize(reply.size() - r.body.size());
+    reply_local(std::move(reply), r.status, std::nullopt, keep_alive_ && !request_has_body());
+    return;
+  }
+  if (route_->redirect) {
+    const config::Redirect& r = *route_->redirect;
+    std::string location = r.location;
+    if (location.empty()) {
+      std::string host = router::normalize_host(host_header);
+      if (host.empty()) {
+        reply_error(base::ErrorCode::bad_request, "a scheme redirect needs a Host");
+        return;
+      }
+      location = r.scheme + "://" + host;
+      if (r.port) location += ":" + std::to_string(*r.port);
+      location += std::string(origin_target);
+    }
+    std::string extra = "Location: " + location + "\r\n";
+    std::string reply = http::simple_reply(r.status, "", "", request_id_,
+                                           !keep_alive_ || request_has_body(), extra);
+    reply_local(std::move(reply), r.status, std::nullopt, keep_alive_ && !request_has_body());
+    return;
+  }
+  std::optional<std::string> upstream_target = router::upstream_target(*route_, origin_target);
+  if (!upstream_target) {
+    reply_error(base::ErrorCode::path_escape, "route '" + route_->name + "'");
+    return;
+  }
+  upstream_target_ = std::move(*upstream_target);
+  if (route_->max_body && request_framing_ == http::Framing::content_length &&
+      request_length_ > *route_->max_body) {
+    reply_error(base::ErrorCode::body_too_large,
+                "Content-Length " + std::to_string(request_length_) + " is more than " +
+                    base::format_size(*route_->max_body) + " (max_body of route '" +
+                    route_->name + "')");
+    return;
+  }
+  expect_continue_ = head_.find("expect").has_value() &&
+                     base::iequals(*head_.find("expect"), "100-continue");
+  phase_ = Phase::proxying;
+  start_upstream(std::nullopt);
+}
+
+void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
+  UpstreamState& up = ctx_.upstream(route_->upstream_index);
+  if (up.servers.empty()) {
+    reply_error(base::ErrorCode::upstream_unresolved,
+                "upstream '" + up.config->name + "': no server name resolves to an address");
+    return;
+  }
+  std::optional<size_t> slot = up.balancer.pick(up.loads, client_hash_, exclude);
+  if (!slot && exclude) slot = exclude;  // the one retry has nowhere else to go
+  if (!slot) {
+    reply_error(base::ErrorCode::no_healthy_upstream, "upstream '" + up.config->name + "'");
+    return;
+  }
+  server_ = *slot;
+  server_address_ = up.servers[*slot].address->text;
+  UpstreamConn* conn = nullptr;
+  auto& idle = up.servers[*slot].idle;
+  if (!idle.empty()) conn = idle.back();
+  if (!conn) conn = UpstreamConn::connect(ctx_, route_->upstream_index, *slot);
+  upstream_ = conn;
+  conn->attach(this, head_.method() == "HEAD", route_->read_timeout);
+  if (conn->connected()) begin_forwarding();  // pooled: no callback will come
+}
+
+void DownstreamConn::on_upstream_connected() { begin_forwarding(); }
+
+void DownstreamConn::begin_forwarding() {
+  const config::Upstream& cfg = *ctx_.upstream(route_->upstream_index).config;
+  http::ForwardInfo info;
+  info.upstream_target = upstream_target_;
+  info.client_ip = client_ip_;
+  info.proto = tls_ ? "https" : "http";
+  info.request_id = request_id_;
+  if (cfg.host_header) info.host = *cfg.host_header;
+  info.fallback_host = server_address_;
+  info.framing = request_framing_;
+  info.content_length = request_length_;
+  std::string head;
+  head.reserve(512 + head_bytes_);
+  http::append_upstream_request(head, head_, info);
+  head.append(to_upstream_);
+  to_upstream_.clear();
+  UpstreamConn* conn = upstream_;
+  conn->send(std::move(head));
+  if (upstream_ != conn) return;  // the write failed and the exchange moved on
+  if (expect_continue_ && request_has_body() && !message_done_) {
+    send("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  if (message_done_) {
+    upstream_->request_sent();
+  } else {
+    resume_parser();  // the body flows from here
+  }
+}
+
+void DownstreamConn::on_upstream_drained() { update_reading(); }
+
+void DownstreamConn::handle_message_complete() {
+  if (phase_ == Phase::proxying) {
+    if (upstream_ && upstream_->connected()) {
+      UpstreamConn* conn = upstream_;
+      if (!to_upstream_.empty()) {
+        conn->send(std::move(to_upstream_));
+        to_upstream_.clear();
+      }
+      if (upstream_ == conn) conn->request_sent();
+    }
+    if (response_done_) finish_exchange();
+    return;
+  }
+  // A local reply is already queued; the next pipelined response queues behind it.
+  if (phase_ == Phase::local && !close_after_write_) finish_exchange();
+}
+
+void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) {
+  upstream_ = nullptr;
+  if (closing_) return;
+  if (response_started_) {
+    fail_after_response_started();
+    return;
+  }
+  bool nothing_sent = code == base::ErrorCode::upstream_refused ||
+                      code == base::ErrorCode::connect_timeout;
+  // A connect failure is retried once on another server; so is a pooled
+  // connection the server closed under us, when the request can be repeated.
+  if (!retried_ && phase_ == Phase::proxying &&
+      (nothing_sent || (code == base::ErrorCode::upstream_reset && idempotent(head_.method()) &&
+                        !request_has_body()))) {
+    retried_ = true;
+    UpstreamState& up = ctx_.upstream(route_->upstream_index);
+    std::optional<size_t> exclude;
+    if (nothing_sent && up.servers.size() > 1) exclude = server_;
+    start_upstream(exclude);
+    return;
+  }
+  reply_error(code, upstream_detail(cause));
+}
+
+std::string DownstreamConn::upstream_detail(std::string_view cause) const {
+  const config::Upstream& cfg = *ctx_.upstream(route_->upstream_index).config;
+  return "upstream '" + cfg.name + "' server " + server_address_ + ": " + std::string(cause);
+}
+
+int DownstreamConn::on_response_head(const http::MessageHead& response, uint64_t content_length,
+                                     bool chunked, bool upstream_keep_alive) {
+  (void)upstream_keep_alive;
+  response_started_ = true;
+  status_ = response.status;
+  bool no_body = head_.method() == "HEAD" || response.status == 204 || response.status == 304;
+  http::ResponseInfo info;
+  info.request_id = request_id_;
+  if (no_body) {
+    response_framing_ = http::Framing::none;
+    // HEAD keeps the length the body would have had (RFC 9110 9.3.2).
+    if (content_length != UINT64_MAX && response.status != 204) {
+      info.framing = http::Framing::content_length;
+      info.content_length = content_length;
+    }
+  } else if (!chunked && content_length != UINT64_MAX) {
+    response_framing_ = info.framing = http::Framing::content_length;
+    info.content_length = content_length;
+  } else if (head_.http_minor >= 1) {
+    // Chunked or read-until-close upstream bodies reach an HTTP/1.1 client
+    // chunked: the connection stays usable.
+    response_framing_ = info.framing = http::Framing::chunked;
+  } else {
+    // An HTTP/1.0 client knows no chunked: the body ends with the connection.
+    response_framing_ = info.framing = http::Framing::until_close;
+    keep_alive_ = false;
+  }
+  if (ctx_.shutting_down()) keep_alive_ = false;
+  // A client still sending a body when the answer comes cannot keep the
+  // connection: the rest of its body would be read as a request.
+  info.close = !keep_alive_ || !message_done_;
+  http::append_client_response(to_client_, response, info);
+  return 0;
+}
+
+void DownstreamConn::on_response_body(std::string_view data) {
+  if (response_framing_ == http::Framing::chunked) {
+    http::append_chunk(to_client_, data);
+  } else {
+    to_client_.append(data);
+  }
+}
+
+void DownstreamConn::flush_to_client() {
+  if (to_client_.empty()) return;
+  std::string out = std::move(to_client_);
+  to_client_.clear();
+  send(std::move(out));
+}
+
+void DownstreamConn::on_response_complete(bool upstream_reusable) {
+  if (response_framing_ == http::Framing::chunked) to_client_.append(http::kLastChunk);
+  flush_to_client();
+  response_done_ = true;
+  if (upstream_) {
+    // Reuse only when the whole request went out as well.
+    bool reusable = upstream_reusable && message_done_ && to_upstream_.empty();
+    UpstreamConn* conn = upstream_;
+    upstream_ = nullptr;
+    conn->release(reusable);
+  }
+  if (!message_done_) {
+    // The upstream answered before the request body ended (an early error):
+    // this connection cannot carry another request.
+    keep_alive_ = false;
+  }
+  if (message_done_ || !keep_alive_) finish_exchange();
+}
+
+void DownstreamConn::fail_after_response_started() {
+  // Headers already went out: the only honest signal left is closing.
+  flush_to_client();
+  log_exchange();
+  close_after_write_ = true;
+  keep_alive_ = false;
+  if (writes_in_flight_ == 0) close();
+}
+
+// ---- replies and the end of an exchange ----------------------------------
+
+void DownstreamConn::reply_error(base::ErrorCode code, std::string detail) {
+  if (upstream_) {
+    upstream_->abort();
+    upstream_ = nullptr;
+  }
+  if (response_started_) {
+    fail_after_response_started();
+    return;
+  }
+  if (request_id_.empty()) request_id_ = http::make_request_id(ctx_.rng()(), ctx_.rng()());
+  // After a parse error, a limit or an unread body the connection's framing
+  // cannot be trusted any more.
+  bool keep = keep_alive_ && headers_done_ && !request_has_body() &&
+              code != base::ErrorCode::bad_request && code != base::ErrorCode::request_smuggling &&
+              code != base::ErrorCode::headers_too_large && code != base::ErrorCode::header_timeout;
+  const base::ErrorInfo& info = base::error_info(code);
+  reply_local(http::error_reply(code, detail, request_id_, !keep), info.status, code, keep);
+}
+
+void DownstreamConn::reply_local(std::string bytes, int status,
+                                 std::optional<base::ErrorCode> error, bool keep_alive) {
+  phase_ = Phase::local;
+  status_ = status;
+  error_ = error;
+  response_started_ = true;
+  response_done_ = true;
+  keep_alive_ = keep_alive && !ctx_.shutting_down();
+  if (!keep_alive_) close_after_write_ = true;
+  send(std::move(bytes));
+  if (closing_) return;
+  if (!keep_alive_) {
+    log_exchange();
+    if (writes_in_flight_ == 0) close();
+    return;
+  }
+  // Keep-alive: the body-less request ends once the parser reaches its end.
+  if (message_done_) {
+    finish_exchange();
+  } else {
+    resume_parser();
+  }
+}
+
+void DownstreamConn::finish_exchange() {
+  log_exchange();
+  if (!keep_alive_) {
+    close_after_write_ = true;
+    if (writes_in_flight_ == 0) close();
+    return;
+  }
+  reset_exchange();
+  phase_ = Phase::idle;
+  arm_timer(snapshot_->config->server.keepalive_timeout);
+  // A pipelined request may already be waiting in pending_.
+  resume_parser();
+  update_reading();
+}
+
+void DownstreamConn::reset_exchange() {
+  head_.clear();
+  head_bytes_ = 0;
+  headers_done_ = message_done_ = false;
+  expect_continue_ = false;
+  request_framing_ = http::Framing::none;
+  request_length_ = body_received_ = 0;
+  route_ = nullptr;
+  host_.clear();
+  request_id_.clear();
+  upstream_target_.clear();
+  server_.reset();
+  server_address_.clear();
+  retried_ = false;
+  to_upstream_.clear();
+  to_client_.clear();
+  response_started_ = response_done_ = false;
+  response_framing_ = http::Framing::none;
+  status_ = 0;
+  error_.reset();
+  bytes_in_ = bytes_out_ = 0;
+}
+
+void DownstreamConn::log_exchange() {
+  log::AccessLog& log = ctx_.access_log();
+  if (!log.enabled() || (head_.method().empty() && status_ == 0)) return;
+  log::AccessRecord r;
+  r.request_id = request_id_;
+  r.client = client_ip_;
+  r.method = head_.method();
+  r.target = head_.target();
+  r.host = head_.find("host").value_or("");
+  if (route_) {
+    r.route = route_->name;
+    if (route_->has_upstream()) {
+      r.upstream = ctx_.upstream(route_->upstream_index).config->name;
+      r.server = server_address_;
+      r.upstream_target = upstream_target_;
+    }
+  }
+  r.status = status_;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            started_)
+                      .count();
+  if (error_) r.error = base::error_info(*error_).code;
+  log.write(r);
+}
+
+// ---- writing --------------------------------------------------------------
+
+void DownstreamConn::send(std::string data) {
+  if (closing_ || data.empty()) return;
+  bytes_out_ += data.size();
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  if (writes_in_flight_ == 0) {
+    int n = uv_try_write(stream, &buf, 1);
+    if (n == static_cast<int>(data.size())) return;
+    if (n > 0) {
+      data.erase(0, static_cast<size_t>(n));
+    } else if (n != UV_EAGAIN) {
+      close();
+      return;
+    }
+  }
+  auto* w = new WriteReq;
+  w->data = std::move(data);
+  w->buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  w->req.data = this;
+  if (uv_write(&w->req, stream, &w->buf, 1, on_write) != 0) {
+    delete w;
+    close();
+    return;
+  }
+  ++writes_in_flight_;
+  // Backpressure: a slow client stops the upstream from filling memory.
+  if (upstream_ && uv_stream_get_write_queue_size(stream) > kHighWater) upstream_->pause_reading();
+}
+
+void DownstreamConn::on_write(uv_write_t* req, int status) noexcept {
+  auto* w = reinterpret_cast<WriteReq*>(req);
+  auto* self = static_cast<DownstreamConn*>(req->data);
+  delete w;
+  --self->writes_in_flight_;
+  if (self->closing_) return;
+  if (status != 0) {
+    self->close();
+    return;
+  }
+  auto* stream = reinterpret_cast<uv_stream_t*>(&self->tcp_);
+  if (self->writes_in_flight_ == 0 && self->close_after_write_) {
+    self->close();
+    return;
+  }
+  if (self->upstream_ && uv_stream_get_write_queue_size(stream) < kLowWater) {
+    self->upstream_->resume_reading();
+  }
+}
+
+// ---- timers and teardown --------------------------------------------------
+
+void DownstreamConn::arm_timer(base::Duration d) {
+  if (closing_) return;
+  uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(d.count()), 0);
+}
+
+void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<DownstreamConn*>(timer->data);
+  if (self->closing_) return;
+  switch (self->phase_) {
+    case Phase::head:
+      // SPEC.md: the head must be complete within header_timeout of the
+      // connection's accept or of the request's first byte, else 408.
+      self->keep_alive_ = false;
+      self->reply_error(base::ErrorCode::header_timeout,
+                        "no complete request head within " +
+                            base::format_duration(self->snapshot_->config->server.header_timeout));
+      return;
+    case Phase::proxying:
+      // The client stopped sending its body for a whole read_timeout.
+      if (!self->response_started_) self->status_ = 408;
+      self->log_exchange();
+      self->close();
+      return;
+    case Phase::idle:
+    case Phase::local:
+      self->close();  // keepalive_timeout: close silently
+      return;
+  }
+}
+
+void DownstreamConn::close() {
+  if (closing_) return;
+  closing_ = true;
+  if (upstream_) {
+    upstream_->abort();
+    upstream_ = nullptr;
+  }
+  uv_timer_stop(&timer_);
+  pending_closes_ = 2;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+}
+
+void DownstreamConn::on_close(uv_handle_t* handle) noexcept {
+  auto* self = static_cast<DownstreamConn*>(handle->data);
+  if (--self->pending_closes_ == 0) delete self;
+}
+
+}  // namespace sluice::proxy

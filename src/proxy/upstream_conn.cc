@@ -1,0 +1,377 @@
+// One TCP connection to an upstream server: connect, send the request, parse
+// the response with llhttp and hand it to the owning DownstreamConn as it
+// arrives. Keep-alive is earned: only a response that was read to its end,
+// with nothing after it, on a connection that allows it, goes back to the pool.
+
+#include <cstring>
+
+#include "connections.h"
+
+namespace sluice::proxy {
+namespace {
+
+UpstreamConn* from_parser(llhttp_t* p) { return static_cast<UpstreamConn*>(p->data); }
+
+
+}  // namespace
+
+const llhttp_settings_t UpstreamConn::kSettings = [] {
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
+  s.on_status = on_status;
+  s.on_header_field = on_header_field;
+  s.on_header_value = on_header_value;
+  s.on_headers_complete = on_headers_complete;
+  s.on_body = on_body;
+  s.on_message_complete = on_message_complete;
+  return s;
+}();
+
+UpstreamConn::UpstreamConn(WorkerContext& ctx, size_t upstream, size_t slot)
+    : ctx_(ctx), upstream_(upstream), slot_(slot) {
+  uv_tcp_init(ctx.loop(), &tcp_);
+  uv_timer_init(ctx.loop(), &timer_);
+  tcp_.data = this;
+  timer_.data = this;
+  connect_req_.data = this;
+  llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
+  parser_.data = this;
+  ctx_.upstream_conns.insert(this);
+}
+
+UpstreamConn::~UpstreamConn() { ctx_.upstream_conns.erase(this); }
+
+UpstreamConn* UpstreamConn::connect(WorkerContext& ctx, size_t upstream, size_t slot) {
+  auto* conn = new UpstreamConn(ctx, upstream, slot);
+  const Snapshot::Address& addr = *ctx.upstream(upstream).servers[slot].address;
+  const config::Upstream& cfg = *ctx.upstream(upstream).config;
+  conn->timer_role_ = TimerRole::connect;
+  uv_timer_start(&conn->timer_, on_timer, static_cast<uint64_t>(cfg.connect_timeout.count()), 0);
+  int rc = uv_tcp_connect(&conn->connect_req_, &conn->tcp_,
+                          reinterpret_cast<const sockaddr*>(&addr.addr), on_connect);
+  if (rc != 0) {
+    // Reported from the loop, not inline: the caller is still setting up.
+    conn->timer_role_ = TimerRole::connect;
+    uv_timer_start(&conn->timer_, on_timer, 0, 0);
+    conn->connect_req_.data = nullptr;
+  }
+  return conn;
+}
+
+const std::string& UpstreamConn::address() const {
+  return ctx_.upstream(upstream_).servers[slot_].address->text;
+}
+
+size_t UpstreamConn::write_queue() const {
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+}
+
+void UpstreamConn::attach(DownstreamConn* owner, bool head_request, base::Duration read_timeout) {
+  owner_ = owner;
+  head_request_ = head_request;
+  read_timeout_ = read_timeout;
+  response_.clear();
+  response_started_ = response_done_ = request_sent_ = false;
+  llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
+  parser_.data = this;
+  if (in_pool_) {
+    auto& idle = ctx_.upstream(upstream_).servers[slot_].idle;
+    std::erase(idle, this);
+    in_pool_ = false;
+    reused_ = true;
+    uv_timer_stop(&timer_);
+    timer_role_ = TimerRole::none;
+  }
+  ctx_.upstream(upstream_).loads[slot_].active++;
+}
+
+void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
+  auto* self = static_cast<UpstreamConn*>(req->data);
+  if (!self || self->closing_) return;
+  uv_timer_stop(&self->timer_);
+  self->timer_role_ = TimerRole::none;
+  if (status != 0) {
+    base::ErrorCode code = base::ErrorCode::upstream_refused;
+    self->fail(code, status == UV_ECONNREFUSED ? "connection refused" : uv_strerror(status));
+    return;
+  }
+  self->connected_ = true;
+  uv_tcp_nodelay(&self->tcp_, 1);
+  self->resume_reading();
+  if (self->owner_) self->owner_->on_upstream_connected();
+}
+
+void UpstreamConn::send(std::string data) {
+  if (closing_ || data.empty()) return;
+  uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  if (writes_in_flight_ == 0) {
+    int n = uv_try_write(stream, &buf, 1);
+    if (n == static_cast<int>(data.size())) return;
+    if (n > 0) data.erase(0, static_cast<size_t>(n));
+    else if (n != UV_EAGAIN) {
+      fail(base::ErrorCode::upstream_reset, uv_strerror(n));
+      return;
+    }
+  }
+  auto* w = new WriteReq;
+  w->data = std::move(data);
+  w->buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  w->req.data = this;
+  int rc = uv_write(&w->req, stream, &w->buf, 1, on_write);
+  if (rc != 0) {
+    delete w;
+    fail(base::ErrorCode::upstream_reset, uv_strerror(rc));
+    return;
+  }
+  ++writes_in_flight_;
+}
+
+void UpstreamConn::on_write(uv_write_t* req, int status) noexcept {
+  auto* w = reinterpret_cast<WriteReq*>(req);
+  auto* self = static_cast<UpstreamConn*>(req->data);
+  delete w;
+  --self->writes_in_flight_;
+  if (self->closing_) return;
+  if (status != 0) {
+    self->fail(base::ErrorCode::upstream_reset, uv_strerror(status));
+    return;
+  }
+  if (self->owner_ && self->write_queue() < kLowWater) self->owner_->on_upstream_drained();
+}
+
+void UpstreamConn::request_sent() {
+  request_sent_ = true;
+  if (!response_done_) arm_read_timer();
+}
+
+void UpstreamConn::arm_read_timer() {
+  if (closing_ || paused_) return;
+  timer_role_ = TimerRole::read;
+  uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(read_timeout_.count()), 0);
+}
+
+void UpstreamConn::pause_reading() {
+  if (paused_ || closing_) return;
+  paused_ = true;
+  if (reading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  reading_ = false;
+  // Waiting on the client is not the upstream's delay.
+  if (timer_role_ == TimerRole::read) uv_timer_stop(&timer_);
+}
+
+void UpstreamConn::resume_reading() {
+  paused_ = false;
+  if (closing_ || reading_ || !connected_) return;
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read) == 0) reading_ = true;
+  if (timer_role_ == TimerRole::read && request_sent_ && !response_done_) arm_read_timer();
+}
+
+void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+  auto* self = static_cast<UpstreamConn*>(handle->data);
+  // One buffer per worker: every read is consumed before the next alloc.
+  *buf = uv_buf_init(self->ctx_.read_buffer(), kReadBufferSize);
+}
+
+void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* self = static_cast<UpstreamConn*>(stream->data);
+  if (nread == 0 || self->closing_) return;  // EAGAIN, not EOF
+  if (self->in_pool_) {
+    // An idle connection that speaks or ends is no longer reusable.
+    self->close();
+    return;
+  }
+  if (nread < 0) {
+    if (nread == UV_EOF && self->response_started_ && !self->response_done_) {
+      // Read-until-close bodies end here; anything else is a truncated body.
+      llhttp_errno_t err = llhttp_finish(&self->parser_);
+      if (err == HPE_OK && self->response_done_) return;
+    }
+    if (self->response_done_) {
+      self->close();
+      return;
+    }
+    self->fail(base::ErrorCode::upstream_reset,
+               nread == UV_EOF ? "closed the connection before the response was complete"
+                               : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  if (self->timer_role_ == TimerRole::read && !self->response_done_) self->arm_read_timer();
+  self->handle_input(buf->base, static_cast<size_t>(nread));
+}
+
+void UpstreamConn::handle_input(const char* data, size_t len) {
+  if (response_done_) {
+    // Bytes after a complete response: the connection's framing is in doubt.
+    close();
+    return;
+  }
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  DownstreamConn* owner = owner_;
+  if (err == HPE_PAUSED) {
+    // on_message_complete paused: the response is whole. Trailing bytes
+    // make the connection unfit for reuse.
+    const char* stop = llhttp_get_error_pos(&parser_);
+    bool trailing = stop != data + len;
+    if (owner) {
+      owner->flush_to_client();
+      owner->on_response_complete(!trailing && llhttp_should_keep_alive(&parser_) != 0);
+    } else {
+      close();
+    }
+    return;
+  }
+  if (err != HPE_OK) {
+    if (response_started_ && owner) owner->flush_to_client();
+    fail(base::ErrorCode::upstream_bad_response, llhttp_get_error_reason(&parser_));
+    return;
+  }
+  if (owner) owner->flush_to_client();
+}
+
+int UpstreamConn::on_status(llhttp_t* p, const char* at, size_t len) noexcept {
+  from_parser(p)->response_.append_reason({at, len});
+  return 0;
+}
+
+int UpstreamConn::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
+  from_parser(p)->response_.append_field({at, len});
+  return 0;
+}
+
+int UpstreamConn::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
+  from_parser(p)->response_.append_value({at, len});
+  return 0;
+}
+
+int UpstreamConn::on_headers_complete(llhttp_t* p) noexcept {
+  UpstreamConn* self = from_parser(p);
+  self->response_.status = llhttp_get_status_code(p);
+  self->response_.http_major = llhttp_get_http_major(p);
+  self->response_.http_minor = llhttp_get_http_minor(p);
+  if (self->response_.status >= 100 && self->response_.status < 200 &&
+      self->response_.status != 101) {
+    // Interim responses (100 Continue, 103 Early Hints) are not relayed:
+    // sluice answers Expect itself. The final response follows.
+    self->response_.clear();
+    return 0;
+  }
+  self->response_started_ = true;
+  if (!self->owner_) return -1;
+  bool chunked = (p->flags & F_CHUNKED) != 0;
+  bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  uint64_t length = has_length ? p->content_length : UINT64_MAX;
+  int rc = self->owner_->on_response_head(self->response_, length, chunked,
+                                          llhttp_should_keep_alive(p) != 0);
+  return self->head_request_ ? 1 : rc;
+}
+
+int UpstreamConn::on_body(llhttp_t* p, const char* at, size_t len) noexcept {
+  UpstreamConn* self = from_parser(p);
+  if (self->owner_) self->owner_->on_response_body({at, len});
+  return 0;
+}
+
+int UpstreamConn::on_message_complete(llhttp_t* p) noexcept {
+  UpstreamConn* self = from_parser(p);
+  if (!self->response_started_) return 0;  // end of an interim response
+  self->response_done_ = true;
+  if (self->timer_role_ == TimerRole::read) {
+    uv_timer_stop(&self->timer_);
+    self->timer_role_ = TimerRole::none;
+  }
+  return HPE_PAUSED;
+}
+
+void UpstreamConn::on_timer(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<UpstreamConn*>(timer->data);
+  if (self->closing_) return;
+  TimerRole role = self->timer_role_;
+  self->timer_role_ = TimerRole::none;
+  switch (role) {
+    case TimerRole::connect: {
+      const config::Upstream& cfg = *self->ctx_.upstream(self->upstream_).config;
+      if (self->connect_req_.data == nullptr) {
+        self->fail(base::ErrorCode::upstream_refused, "cannot connect");
+      } else {
+        self->fail(base::ErrorCode::connect_timeout,
+                   "connect_timeout " + base::format_duration(cfg.connect_timeout) + " expired");
+      }
+      break;
+    }
+    case TimerRole::read:
+      self->fail(base::ErrorCode::read_timeout,
+                 "read_timeout " + base::format_duration(self->read_timeout_) + " expired");
+      break;
+    case TimerRole::idle: self->close(); break;
+    case TimerRole::none: break;
+  }
+}
+
+void UpstreamConn::fail(base::ErrorCode code, std::string cause) {
+  DownstreamConn* owner = owner_;
+  close();
+  if (owner) owner->on_upstream_error(code, std::move(cause));
+}
+
+void UpstreamConn::release(bool reusable) {
+  UpstreamState& up = ctx_.upstream(upstream_);
+  if (owner_) {
+    up.loads[slot_].active--;
+    owner_ = nullptr;
+  }
+  ServerSlot& slot = up.servers[slot_];
+  if (!reusable || closing_ || ctx_.shutting_down() || slot.idle.size() >= up.config->keepalive) {
+    close();
+    return;
+  }
+  start_idle();
+}
+
+void UpstreamConn::start_idle() {
+  in_pool_ = true;
+  ctx_.upstream(upstream_).servers[slot_].idle.push_back(this);
+  paused_ = false;
+  resume_reading();  // to notice the server closing it
+  timer_role_ = TimerRole::idle;
+  uv_timer_start(&timer_, on_timer,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(kUpstreamIdleTimeout).count(), 0);
+}
+
+void UpstreamConn::abort() {
+  if (owner_) {
+    ctx_.upstream(upstream_).loads[slot_].active--;
+    owner_ = nullptr;
+  }
+  close();
+}
+
+void UpstreamConn::close() {
+  if (closing_) return;
+  closing_ = true;
+  if (owner_) {
+    ctx_.upstream(upstream_).loads[slot_].active--;
+    owner_ = nullptr;
+  }
+  if (in_pool_) {
+    std::erase(ctx_.upstream(upstream_).servers[slot_].idle, this);
+    in_pool_ = false;
+  }
+  uv_timer_stop(&timer_);
+  pending_closes_ = 2;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+}
+
+void UpstreamConn::on_close(uv_handle_t* handle) noexcept {
+  auto* self = static_cast<UpstreamConn*>(handle->data);
+  if (--self->pending_closes_ == 0) self->maybe_free();
+}
+
+void UpstreamConn::maybe_free() {
+  // Write callbacks (cancelled) run before the close callback, so nothing
+  // refers to this object any more.
+  delete this;
+}
+
+}  // namespace sluice::proxy

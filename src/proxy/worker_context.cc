@@ -1,0 +1,88 @@
+#include <netdb.h>
+
+#include <cstring>
+
+#include "connections.h"
+
+namespace sluice::proxy {
+namespace {
+
+std::string address_text(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = {0};
+  uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    uv_ip4_name(in, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(in6, host, sizeof host);
+    port = ntohs(in6->sin6_port);
+  }
+  return base::HostPort{host, port}.to_string();
+}
+
+}  // namespace
+
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = config;
+  snap->routes = std::make_unique<router::RouteTable>(config);
+  for (const config::Upstream& u : config->upstreams) {
+    std::vector<Snapshot::Address> addrs;
+    for (size_t i = 0; i < u.servers.size(); ++i) {
+      const config::UpstreamServer& s = u.servers[i];
+      addrinfo hints{};
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = s.dns ? 0 : AI_NUMERICHOST;
+      addrinfo* list = nullptr;
+      std::string port = std::to_string(s.address.port);
+      if (getaddrinfo(s.address.host.c_str(), port.c_str(), &hints, &list) != 0) continue;
+      for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+        Snapshot::Address a;
+        std::memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
+        a.text = address_text(a.addr);
+        a.server = i;
+        bool dup = false;
+        for (const auto& existing : addrs) dup = dup || existing.text == a.text;
+        if (!dup) addrs.push_back(std::move(a));
+      }
+      freeaddrinfo(list);
+    }
+    snap->addresses.push_back(std::move(addrs));
+  }
+  return snap;
+}
+
+WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> snapshot,
+                             uint64_t seed, std::atomic<uint32_t>& connections, int log_fd)
+    : loop_(loop),
+      snapshot_(std::move(snapshot)),
+      access_log_(loop, log_fd),
+      read_buffer_(new char[kReadBufferSize]),
+      rng_(seed),
+      connections_(connections) {
+  const config::Config& cfg = *snapshot_->config;
+  for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    UpstreamState state{&cfg.upstreams[i], {}, {}, upstream::Balancer(cfg.upstreams[i].balance, seed + i)};
+    for (const Snapshot::Address& a : snapshot_->addresses[i]) {
+      state.servers.push_back(ServerSlot{&a, {}});
+      state.loads.push_back({});
+    }
+    upstreams_.push_back(std::move(state));
+  }
+}
+
+WorkerContext::~WorkerContext() = default;
+
+void WorkerContext::accept(uv_stream_t* listener, bool tls) { DownstreamConn::accept(*this, listener, tls); }
+
+void WorkerContext::shutdown() {
+  shutting_down_ = true;
+  // close() erases from the registries only in close callbacks, so iterate copies.
+  for (DownstreamConn* d : std::vector<DownstreamConn*>(downstreams.begin(), downstreams.end())) d->close();
+  for (UpstreamConn* u : std::vector<UpstreamConn*>(upstream_conns.begin(), upstream_conns.end())) u->close();
+  access_log_.close();
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,150 @@
+// Process start and stop: bind the listeners (one SO_REUSEPORT socket per
+// worker), start the workers, and turn signals into a stop.
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <random>
+
+#include "sluice/log.h"
+#include "sluice/proxy.h"
+#include "sluice/server.h"
+#include "worker.h"
+
+namespace sluice::server {
+namespace {
+
+// Opens one listening socket on `bind`. Returns the fd, or -1 with `error`.
+int open_listener(const base::HostPort& bind, std::string& error) {
+  sockaddr_storage ss{};
+  if (uv_ip4_addr(bind.host.c_str(), bind.port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
+      uv_ip6_addr(bind.host.c_str(), bind.port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
+    error = "not an IP address";
+    return -1;
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  socklen_t len = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+uint16_t bound_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
+struct MainLoop {
+  uv_loop_t* loop = nullptr;
+  uv_signal_t sigterm, sigint, sighup;
+  std::vector<std::unique_ptr<Worker>> workers;
+  int signals = 0;
+};
+
+void on_signal(uv_signal_t* handle, int signum) noexcept {
+  auto* m = static_cast<MainLoop*>(handle->data);
+  if (signum == SIGHUP) {
+    std::cerr << "sluice: SIGHUP: config reload is not implemented yet; still serving the loaded config\n";
+    return;
+  }
+  if (++m->signals > 1) {
+    std::cerr << "sluice: second signal, exiting now\n";
+    _exit(1);
+  }
+  std::cerr << "sluice: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT") << ", stopping\n";
+  for (auto& w : m->workers) w->stop();
+}
+
+}  // namespace
+
+int run(std::shared_ptr<const config::Config> config) {
+  signal(SIGPIPE, SIG_IGN);
+  const config::Config& cfg = *config;
+  for (const config::Listener& l : cfg.listeners) {
+    if (l.tls) {
+      std::cerr << "sluice: listener " << l.address
+                << ": TLS listeners are not implemented yet; refusing to serve it as plain HTTP\n";
+      return 1;
+    }
+  }
+  size_t workers = cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
+  std::string error;
+  int log_fd = log::open_access_log(cfg.server.access_log, error);
+  if (log_fd < 0 && cfg.server.access_log != "off") {
+    std::cerr << "sluice: " << error << "\n";
+    return 1;
+  }
+  auto snapshot = proxy::make_snapshot(config);
+  for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    if (snapshot->addresses[i].empty()) {
+      std::cerr << "sluice: warning: upstream '" << cfg.upstreams[i].name
+                << "' resolves to no address; its routes answer 502 upstream_unresolved\n";
+    }
+  }
+
+  // One socket per listener per worker; a port 0 is fixed by the first bind.
+  std::vector<std::vector<ListenFd>> per_worker(workers);
+  for (const config::Listener& l : cfg.listeners) {
+    base::HostPort bind = l.bind;
+    for (size_t w = 0; w < workers; ++w) {
+      int fd = open_listener(bind, error);
+      if (fd < 0) {
+        std::cerr << "sluice: cannot listen on " << l.address << ": " << error << "\n";
+        return 1;
+      }
+      if (w == 0) bind.port = bound_port(fd);
+      per_worker[w].push_back({fd, l.tls.has_value()});
+    }
+    std::cerr << "sluice: listening on " << bind.to_string() << " (" << (l.tls ? "https" : "http") << ")\n";
+  }
+
+  MainLoop m;
+  m.loop = uv_default_loop();
+  std::atomic<uint32_t> connections{0};
+  std::random_device rd;
+  for (size_t w = 0; w < workers; ++w) {
+    uint64_t seed = (uint64_t{rd()} << 32) ^ rd();
+    m.workers.push_back(std::make_unique<Worker>(snapshot, std::move(per_worker[w]), seed,
+                                                 connections, log_fd));
+  }
+  for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) {
+    uv_signal_init(m.loop, s);
+    s->data = &m;
+  }
+  uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&m.sigint, on_signal, SIGINT);
+  uv_signal_start(&m.sighup, on_signal, SIGHUP);
+  for (auto& w : m.workers) w->start();
+
+  // Wait for a stop signal, then for every worker thread to end.
+  while (m.signals == 0) uv_run(m.loop, UV_RUN_ONCE);
+  for (auto& w : m.workers) w->join();
+  m.workers.clear();
+  for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+  uv_run(m.loop, UV_RUN_DEFAULT);
+  uv_loop_close(m.loop);
+  if (log_fd > 2) ::close(log_fd);
+  std::cerr << "sluice: stopped\n";
+  return 0;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,61 @@
+#include "worker.h"
+
+#include <unistd.h>
+
+namespace sluice::server {
+
+Worker::Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> fds,
+               uint64_t seed, std::atomic<uint32_t>& connections, int log_fd) {
+  uv_loop_init(&loop_);
+  // Set up here, before the thread exists, so stop() is safe at any time.
+  uv_async_init(&loop_, &stop_, on_stop);
+  stop_.data = this;
+  ctx_ = std::make_unique<proxy::WorkerContext>(&loop_, std::move(snapshot), seed, connections, log_fd);
+  for (const ListenFd& l : fds) {
+    auto listener = std::make_unique<Listener>();
+    listener->tls = l.tls;
+    listener->worker = this;
+    uv_tcp_init(&loop_, &listener->tcp);
+    listener->tcp.data = listener.get();
+    uv_tcp_open(&listener->tcp, l.fd);
+    listeners_.push_back(std::move(listener));
+  }
+}
+
+Worker::~Worker() {
+  join();
+  ctx_.reset();
+  uv_loop_close(&loop_);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::run() {
+  for (auto& l : listeners_) {
+    uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 4096, on_connection);
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+void Worker::stop() { uv_async_send(&stop_); }
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::on_connection(uv_stream_t* server, int status) noexcept {
+  auto* listener = static_cast<Listener*>(server->data);
+  if (status < 0) return;  // EMFILE and friends: the next accept may succeed
+  listener->worker->ctx_->accept(server, listener->tls);
+}
+
+void Worker::on_stop(uv_async_t* async) noexcept {
+  auto* self = static_cast<Worker*>(async->data);
+  for (auto& l : self->listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+  self->ctx_->shutdown();
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_), nullptr);
+}
+
+}  // namespace sluice::server
