@@ -86,6 +86,10 @@ class WorkerContext {
   // Closes every connection; the loop ends once their close callbacks ran.
   void shutdown();
 
+  // Asks for the idle pool of (upstream, slot) to be cut back to its
+  // `keepalive` size before the loop next waits for I/O.
+  void schedule_pool_trim(size_t upstream, size_t slot);
+
   uv_loop_t* loop() const { return loop_; }
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   UpstreamState& upstream(size_t index) { return upstreams_[index]; }
@@ -103,7 +107,12 @@ class WorkerContext {
   uv_loop_t* loop_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<UpstreamState> upstreams_;
+  static void on_prepare(uv_prepare_t* handle) noexcept;
+  void trim_pools();
+
   log::AccessLog access_log_;
+  uv_prepare_t trim_;
+  std::vector<std::pair<size_t, size_t>> over_cap_;  // (upstream, slot) pools above keepalive
   std::unique_ptr<char[]> read_buffer_;
   std::mt19937_64 rng_;
   std::atomic<uint32_t>& connections_;

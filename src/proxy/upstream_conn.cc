@@ -320,12 +320,15 @@ void UpstreamConn::release(bool reusable) {
     up.loads[slot_].active--;
     owner_ = nullptr;
   }
-  ServerSlot& slot = up.servers[slot_];
-  if (!reusable || closing_ || ctx_.shutting_down() || slot.idle.size() >= up.config->keepalive) {
+  if (!reusable || closing_ || ctx_.shutting_down() || up.config->keepalive == 0) {
     close();
     return;
   }
   start_idle();
+  // The idle cap is enforced once per loop iteration, not per release: a
+  // connection freed and wanted again within the same batch of events is
+  // reused instead of closed and reconnected.
+  if (up.servers[slot_].idle.size() > up.config->keepalive) ctx_.schedule_pool_trim(upstream_, slot_);
 }
 
 void UpstreamConn::start_idle() {

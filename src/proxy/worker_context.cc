@@ -62,6 +62,8 @@ WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> sn
       read_buffer_(new char[kReadBufferSize]),
       rng_(seed),
       connections_(connections) {
+  uv_prepare_init(loop, &trim_);
+  trim_.data = this;
   const config::Config& cfg = *snapshot_->config;
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
     UpstreamState state{&cfg.upstreams[i], {}, {}, upstream::Balancer(cfg.upstreams[i].balance, seed + i)};
@@ -77,8 +79,30 @@ WorkerContext::~WorkerContext() = default;
 
 void WorkerContext::accept(uv_stream_t* listener, bool tls) { DownstreamConn::accept(*this, listener, tls); }
 
+void WorkerContext::schedule_pool_trim(size_t upstream, size_t slot) {
+  if (over_cap_.empty()) uv_prepare_start(&trim_, on_prepare);
+  over_cap_.emplace_back(upstream, slot);
+}
+
+void WorkerContext::on_prepare(uv_prepare_t* handle) noexcept {
+  static_cast<WorkerContext*>(handle->data)->trim_pools();
+}
+
+void WorkerContext::trim_pools() {
+  uv_prepare_stop(&trim_);
+  std::vector<std::pair<size_t, size_t>> work;
+  work.swap(over_cap_);
+  for (auto [u, s] : work) {
+    auto& idle = upstreams_[u].servers[s].idle;
+    // Oldest first: they have waited longest and are likeliest to be stale.
+    while (idle.size() > upstreams_[u].config->keepalive) idle.front()->close();
+  }
+}
+
 void WorkerContext::shutdown() {
   shutting_down_ = true;
+  uv_prepare_stop(&trim_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&trim_), nullptr);
   // close() erases from the registries only in close callbacks, so iterate copies.
   for (DownstreamConn* d : std::vector<DownstreamConn*>(downstreams.begin(), downstreams.end())) d->close();
   for (UpstreamConn* u : std::vector<UpstreamConn*>(upstream_conns.begin(), upstream_conns.end())) u->close();
