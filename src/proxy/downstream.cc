@@ -157,6 +157,7 @@ void DownstreamConn::parse(const char* data, size_t len) {
     return;
   }
   if (phase_ == Phase::idle) {
+    if (len == 0) return;  // nothing pipelined: keep waiting under keepalive_timeout
     phase_ = Phase::head;
     arm_timer(snapshot_->config->server.header_timeout);
   }
