@@ -22,9 +22,11 @@ constexpr std::array<std::string_view, 7> kHopByHop{
 
 // True when header `name` of `head` must not be copied to the other leg:
 // hop-by-hop, named in Connection, or Content-Length (framing is regenerated).
-bool dropped(const MessageHead& head, std::string_view name) {
+// `has_connection` says whether `head` has a Connection header at all, so the
+// common case costs no scan per header.
+bool dropped(const MessageHead& head, bool has_connection, std::string_view name) {
   return is_hop_by_hop(name) || base::iequals(name, "content-length") ||
-         head.has_token("connection", name);
+         (has_connection && head.has_token("connection", name));
 }
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
@@ -55,21 +57,17 @@ void append_upstream_request(std::string& out, const MessageHead& request, const
   out.append(" HTTP/1.1\r\n");
 
   std::optional<std::string_view> client_host = request.find("host");
-  std::optional<std::string_view> prior_xff;
+  bool has_connection = request.count("connection") > 0;
   for (size_t i = 0; i < request.header_count(); ++i) {
     Header h = request.header(i);
-    if (dropped(request, h.name)) continue;
+    if (dropped(request, has_connection, h.name)) continue;
     if (base::iequals(h.name, "host") || base::iequals(h.name, "x-forwarded-proto") ||
         base::iequals(h.name, "x-forwarded-host") || base::iequals(h.name, "x-request-id") ||
         base::iequals(h.name, "expect")) {
       continue;  // written below, once
     }
-    if (base::iequals(h.name, "x-forwarded-for")) {
-      // Several X-Forwarded-For lines are one list (RFC 9110 5.3); keep the first
-      // and fold the rest into it below.
-      if (!prior_xff) prior_xff = trim(h.value);
-      continue;
-    }
+    // Several X-Forwarded-For lines are one list (RFC 9110 5.3): folded below.
+    if (base::iequals(h.name, "x-forwarded-for")) continue;
     append_header(out, h.name, h.value);
   }
   std::string_view host = info.host ? *info.host : client_host.value_or(info.fallback_host);
@@ -113,9 +111,10 @@ void append_client_response(std::string& out, const MessageHead& response, const
   out.append(response.reason().empty() ? reason_phrase(response.status) : response.reason());
   out.append("\r\n");
   bool has_request_id = false;
+  bool has_connection = response.count("connection") > 0;
   for (size_t i = 0; i < response.header_count(); ++i) {
     Header h = response.header(i);
-    if (dropped(response, h.name)) continue;
+    if (dropped(response, has_connection, h.name)) continue;
     if (base::iequals(h.name, "x-request-id")) has_request_id = true;
     append_header(out, h.name, h.value);
   }

@@ -371,22 +371,26 @@ void DownstreamConn::handle_head() {
                     std::string(split.path) + "'` to see why");
     return;
   }
-  router::HeaderList headers;
-  for (size_t i = 0; i < head_.header_count(); ++i) {
-    http::Header h = head_.header(i);
-    if (base::iequals(h.name, "upgrade") || base::iequals(h.name, "connection") ||
-        base::iequals(h.name, "origin") || base::iequals(h.name, "sec-websocket-key") ||
-        base::iequals(h.name, "sec-websocket-version")) {
-      headers.emplace_back(std::string(h.name), std::string(h.value));
+  // Admission looks at Upgrade, the handshake and Origin; most requests have
+  // none of these, so skip copying headers for them.
+  if (head_.count("upgrade") > 0 || route_->allowed_origins) {
+    router::HeaderList headers;
+    for (size_t i = 0; i < head_.header_count(); ++i) {
+      http::Header h = head_.header(i);
+      if (base::iequals(h.name, "upgrade") || base::iequals(h.name, "connection") ||
+          base::iequals(h.name, "origin") || base::iequals(h.name, "sec-websocket-key") ||
+          base::iequals(h.name, "sec-websocket-version")) {
+        headers.emplace_back(std::string(h.name), std::string(h.value));
+      }
     }
-  }
-  if (auto refused = router::admission(*route_, method, headers)) {
-    std::string detail = "route '" + route_->name + "'";
-    if (*refused == base::ErrorCode::origin_forbidden) {
-      detail += ", Origin " + std::string(head_.find("origin").value_or(""));
+    if (auto refused = router::admission(*route_, method, headers)) {
+      std::string detail = "route '" + route_->name + "'";
+      if (*refused == base::ErrorCode::origin_forbidden) {
+        detail += ", Origin " + std::string(head_.find("origin").value_or(""));
+      }
+      reply_error(*refused, detail);
+      return;
     }
-    reply_error(*refused, detail);
-    return;
   }
   if (head_.has_token("upgrade", "websocket")) {
     // WebSocket tunnels are the realtime issue's work; until then, refuse
