@@ -101,6 +101,7 @@ struct ResponseInfo {
   uint64_t content_length = 0;
   bool close = false;      // add Connection: close
   bool websocket = false;  // relaying a 101 for a WebSocket upgrade
+  std::string_view extra_headers;  // complete "Name: value\r\n" lines sluice adds
 };
 
 // Appends the head relayed to the client: status line, the upstream's

@@ -58,6 +58,7 @@ struct UpstreamState {
   const config::Upstream* config = nullptr;
   std::vector<ServerSlot> servers;
   std::vector<upstream::ServerLoad> loads;  // parallel to servers, for the balancer
+  std::vector<std::string> tokens;          // parallel to servers: affinity tokens
   upstream::Balancer balancer;
 };
 

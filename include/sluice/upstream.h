@@ -39,4 +39,34 @@ class Balancer {
 // sluice replicas).
 uint64_t stable_hash(std::string_view bytes);
 
+// ---- affinity (SPEC.md "Engine.IO affinity") ---------------------------------
+// A short token naming a server, derived from its address alone so that every
+// sluice replica with the same upstream list computes the same one:
+// 6 characters of [a-z0-9].
+std::string server_token(std::string_view address);
+
+// The value of query parameter `name` in `target` ("/p?a=1&sid=x" -> "x").
+std::optional<std::string_view> query_param(std::string_view target, std::string_view name);
+
+// `target` with the value of query parameter `name` replaced by `value`
+// (every other byte unchanged). Returns `target` unchanged when absent.
+std::string replace_query_param(std::string_view target, std::string_view name,
+                                std::string_view value);
+
+// "<token>.<sid>" split in two; nullopt when the sid carries no token.
+struct TokenSid {
+  std::string_view token;
+  std::string_view sid;
+};
+std::optional<TokenSid> split_token_sid(std::string_view value);
+
+// Rewrites an Engine.IO polling handshake body so that its sid reads
+// "<token>.<sid>": Engine.IO v4 `0{"sid":"…",…}` and the length-prefixed v3
+// payload `96:0{"sid":"…",…}` (whose length is updated). nullopt when `body`
+// is not a handshake.
+std::optional<std::string> rewrite_handshake(std::string_view body, std::string_view token);
+
+// The value of cookie `name` in a Cookie header value, or nullopt.
+std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name);
+
 }  // namespace sluice::upstream

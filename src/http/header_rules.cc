@@ -128,6 +128,7 @@ void append_client_response(std::string& out, const MessageHead& response, const
     case Framing::chunked: out.append("Transfer-Encoding: chunked\r\n"); break;
     default: break;
   }
+  out.append(info.extra_headers);
   if (info.websocket) {
     out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
   } else if (info.close) {

@@ -17,6 +17,7 @@
 #include "sluice/base.h"
 #include "sluice/http.h"
 #include "sluice/proxy.h"
+#include "sluice/tunnel.h"
 
 namespace sluice::proxy {
 
@@ -110,6 +111,7 @@ class UpstreamConn {
   bool response_done_ = false;
   bool in_pool_ = false;
   bool request_sent_ = false;
+  bool tunnel_ = false;  // after a 101: raw bytes, never pooled
 };
 
 class DownstreamConn {
@@ -128,6 +130,10 @@ class DownstreamConn {
   void on_response_complete(bool upstream_reusable);
   void on_upstream_drained();  // its write queue fell below the low-water mark
   void flush_to_client();      // after each upstream read
+  // WebSocket tunnel (after a 101): `rest` is what followed the 101 head.
+  void start_tunnel(std::string_view rest);
+  void on_tunnel_upstream_data(std::string_view data);
+  void on_tunnel_upstream_closed(const std::string& cause);
 
   void close();
 
@@ -140,6 +146,7 @@ class DownstreamConn {
     head,        // receiving a request head (header_timeout)
     proxying,    // request routed to an upstream
     local,       // answered by sluice; waiting for the reply to be written
+    tunnel,      // a WebSocket tunnel: raw bytes both ways (tunnel_idle)
   };
 
   void start();
@@ -159,6 +166,10 @@ class DownstreamConn {
   void log_exchange();
   void reset_exchange();
   void fail_after_response_started();
+  void tunnel_from_client(std::string_view data);
+  void end_tunnel(std::optional<uint16_t> client_code, std::optional<uint16_t> upstream_code);
+  std::optional<size_t> affinity_slot(UpstreamState& up);
+  void finish_handshake_rewrite();
   bool request_has_body() const;
   std::string upstream_detail(std::string_view cause) const;
 
@@ -223,6 +234,16 @@ class DownstreamConn {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   std::chrono::steady_clock::time_point started_;
+
+  // Realtime: WebSocket upgrade, tunnel and affinity.
+  bool websocket_ = false;  // an allowed upgrade was forwarded
+  tunnel::FrameTracker from_client_;
+  tunnel::FrameTracker from_upstream_;
+  std::chrono::steady_clock::time_point last_activity_;
+  std::string affinity_token_;      // the chosen server's token, when affinity applies
+  bool rewrite_handshake_ = false;  // buffer an Engine.IO handshake body to add the token
+  std::string handshake_body_;
+  bool set_cookie_ = false;         // cookie affinity: tell the client its server
 };
 
 }  // namespace sluice::proxy

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "connections.h"
+#include "sluice/upstream.h"
 
 namespace sluice::proxy {
 namespace {
@@ -136,6 +137,15 @@ void DownstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexce
 void DownstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* self = static_cast<DownstreamConn*>(stream->data);
   if (nread == 0 || self->closing_) return;
+  if (self->phase_ == Phase::tunnel) {
+    if (nread < 0) {
+      // The client left: the upstream hears 1001 (going away), if it can.
+      self->end_tunnel(std::nullopt, uint16_t{1001});
+      return;
+    }
+    self->tunnel_from_client({buf->base, static_cast<size_t>(nread)});
+    return;
+  }
   if (nread < 0) {
     // The client went away. A request in flight is abandoned: its upstream
     // connection cannot be reused, so it is closed too.
@@ -392,13 +402,9 @@ void DownstreamConn::handle_head() {
       return;
     }
   }
-  if (head_.has_token("upgrade", "websocket")) {
-    // WebSocket tunnels are the realtime issue's work; until then, refuse
-    // clearly instead of half-forwarding an upgrade.
-    reply_error(base::ErrorCode::upgrade_not_allowed,
-                "WebSocket tunnels are not implemented yet (route '" + route_->name + "')");
-    return;
-  }
+  // Admission let it through, so an Upgrade: websocket here is a valid
+  // handshake on a websocket/socketio route.
+  websocket_ = head_.has_token("upgrade", "websocket");
   if (route_->respond) {
     const config::Respond& r = *route_->respond;
     std::string reply = http::simple_reply(r.status, r.content_type, r.body, request_id_,
@@ -453,7 +459,8 @@ void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
                 "upstream '" + up.config->name + "': no server name resolves to an address");
     return;
   }
-  std::optional<size_t> slot = up.balancer.pick(up.loads, client_hash_, exclude);
+  std::optional<size_t> slot = exclude ? std::nullopt : affinity_slot(up);
+  if (!slot) slot = up.balancer.pick(up.loads, client_hash_, exclude);
   if (!slot && exclude) slot = exclude;  // the one retry has nowhere else to go
   if (!slot) {
     reply_error(base::ErrorCode::no_healthy_upstream, "upstream '" + up.config->name + "'");
@@ -461,6 +468,7 @@ void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
   }
   server_ = *slot;
   server_address_ = up.servers[*slot].address->text;
+  affinity_token_ = up.tokens[*slot];
   UpstreamConn* conn = nullptr;
   auto& idle = up.servers[*slot].idle;
   if (!idle.empty()) conn = idle.back();
@@ -483,6 +491,7 @@ void DownstreamConn::begin_forwarding() {
   info.fallback_host = server_address_;
   info.framing = request_framing_;
   info.content_length = request_length_;
+  info.websocket = websocket_;
   std::string head;
   head.reserve(512 + head_bytes_);
   http::append_upstream_request(head, head_, info);
@@ -554,9 +563,32 @@ int DownstreamConn::on_response_head(const http::MessageHead& response, uint64_t
   (void)upstream_keep_alive;
   response_started_ = true;
   status_ = response.status;
-  bool no_body = head_.method() == "HEAD" || response.status == 204 || response.status == 304;
+  if (response.status == 101 && !websocket_) {
+    // A switch nobody asked for cannot be relayed as HTTP.
+    return -1;
+  }
+  bool no_body = head_.method() == "HEAD" || response.status == 204 || response.status == 304 ||
+                 response.status == 101;
+  std::string cookie;
+  if (set_cookie_) {
+    cookie = "Set-Cookie: sluice_affinity=" + affinity_token_ + "; Path=/; HttpOnly\r\n";
+  }
   http::ResponseInfo info;
   info.request_id = request_id_;
+  info.extra_headers = cookie;
+  if (response.status == 101) {
+    info.websocket = true;
+    response_framing_ = http::Framing::none;
+    http::append_client_response(to_client_, response, info);
+    return 0;
+  }
+  if (rewrite_handshake_ && response.status == 200 && !no_body) {
+    // The Engine.IO handshake body is small: hold it, add the server token
+    // to its sid, and write head and body at the end with the new length.
+    response_framing_ = http::Framing::none;
+    return 0;
+  }
+  rewrite_handshake_ = false;
   if (no_body) {
     response_framing_ = http::Framing::none;
     // HEAD keeps the length the body would have had (RFC 9110 9.3.2).
@@ -584,7 +616,75 @@ int DownstreamConn::on_response_head(const http::MessageHead& response, uint64_t
   return 0;
 }
 
+void DownstreamConn::finish_handshake_rewrite() {
+  rewrite_handshake_ = false;
+  std::optional<std::string> body = upstream::rewrite_handshake(handshake_body_, affinity_token_);
+  std::string cookie;
+  if (set_cookie_) cookie = "Set-Cookie: sluice_affinity=" + affinity_token_ + "; Path=/; HttpOnly\r\n";
+  http::ResponseInfo info;
+  info.request_id = request_id_;
+  info.extra_headers = cookie;
+  info.framing = http::Framing::content_length;
+  info.content_length = body ? body->size() : handshake_body_.size();
+  info.close = !keep_alive_ || !message_done_;
+  http::append_client_response(to_client_, upstream_->response(), info);
+  to_client_.append(body ? *body : handshake_body_);
+  handshake_body_.clear();
+}
+
+std::optional<size_t> DownstreamConn::affinity_slot(UpstreamState& up) {
+  config::Affinity affinity = up.config->affinity;
+  set_cookie_ = false;
+  rewrite_handshake_ = false;
+  auto usable = [&](std::string_view token) -> std::optional<size_t> {
+    for (size_t i = 0; i < up.tokens.size(); ++i) {
+      if (up.tokens[i] == token && up.loads[i].healthy) return i;
+    }
+    return std::nullopt;  // gone: routed like a new session
+  };
+  if (affinity == config::Affinity::engine_io && route_->kind == config::RouteKind::socketio) {
+    std::optional<std::string_view> sid = upstream::query_param(upstream_target_, "sid");
+    if (!sid) {
+      // A new session: its polling handshake gets the token.
+      std::optional<std::string_view> transport = upstream::query_param(upstream_target_, "transport");
+      rewrite_handshake_ = transport == "polling" && head_.method() == "GET";
+      return std::nullopt;
+    }
+    std::optional<upstream::TokenSid> parts = upstream::split_token_sid(*sid);
+    if (!parts) return std::nullopt;
+    std::string token(parts->token);
+    upstream_target_ = upstream::replace_query_param(upstream_target_, "sid", parts->sid);
+    return usable(token);
+  }
+  if (affinity == config::Affinity::cookie) {
+    for (size_t i = 0; i < head_.header_count(); ++i) {
+      http::Header h = head_.header(i);
+      if (!base::iequals(h.name, "cookie")) continue;
+      if (auto token = upstream::cookie_value(h.value, "sluice_affinity")) {
+        if (auto slot = usable(*token)) return slot;
+      }
+    }
+    set_cookie_ = true;
+  }
+  return std::nullopt;
+}
+
 void DownstreamConn::on_response_body(std::string_view data) {
+  if (rewrite_handshake_) {
+    handshake_body_.append(data);
+    if (handshake_body_.size() > kMaxPendingInput) {
+      // Not a handshake after all: relay it unchanged, chunked.
+      rewrite_handshake_ = false;
+      http::ResponseInfo info;
+      info.request_id = request_id_;
+      info.framing = response_framing_ = http::Framing::chunked;
+      info.close = !keep_alive_ || !message_done_;
+      http::append_client_response(to_client_, upstream_->response(), info);
+      http::append_chunk(to_client_, handshake_body_);
+      handshake_body_.clear();
+    }
+    return;
+  }
   if (response_framing_ == http::Framing::chunked) {
     http::append_chunk(to_client_, data);
   } else {
@@ -600,6 +700,7 @@ void DownstreamConn::flush_to_client() {
 }
 
 void DownstreamConn::on_response_complete(bool upstream_reusable) {
+  if (rewrite_handshake_ && upstream_) finish_handshake_rewrite();
   if (response_framing_ == http::Framing::chunked) to_client_.append(http::kLastChunk);
   flush_to_client();
   response_done_ = true;
@@ -688,6 +789,11 @@ void DownstreamConn::finish_exchange() {
 }
 
 void DownstreamConn::reset_exchange() {
+  websocket_ = false;
+  affinity_token_.clear();
+  rewrite_handshake_ = false;
+  handshake_body_.clear();
+  set_cookie_ = false;
   head_.clear();
   head_bytes_ = 0;
   headers_done_ = message_done_ = false;
@@ -734,7 +840,77 @@ void DownstreamConn::log_exchange() {
                                                             started_)
                       .count();
   if (error_) r.error = base::error_info(*error_).code;
+  r.upgrade = phase_ == Phase::tunnel;
   log.write(r);
+}
+
+// ---- WebSocket tunnel -----------------------------------------------------
+
+void DownstreamConn::start_tunnel(std::string_view rest) {
+  phase_ = Phase::tunnel;
+  status_ = 101;
+  last_activity_ = std::chrono::steady_clock::now();
+  // The parser is done with this connection: what the client sent after its
+  // handshake already belongs to the tunnel.
+  parser_paused_ = true;
+  if (!rest.empty()) {
+    from_upstream_.feed(rest);
+    send(std::string(rest));
+  }
+  if (!pending_.empty() && upstream_) {
+    from_client_.feed(pending_);
+    upstream_->send(std::move(pending_));
+    pending_.clear();
+  }
+  arm_timer(route_->tunnel_idle);
+  update_reading();
+}
+
+void DownstreamConn::tunnel_from_client(std::string_view data) {
+  last_activity_ = std::chrono::steady_clock::now();
+  bytes_in_ += data.size();
+  from_client_.feed(data);
+  if (upstream_) upstream_->send(std::string(data));
+  update_reading();
+}
+
+void DownstreamConn::on_tunnel_upstream_data(std::string_view data) {
+  last_activity_ = std::chrono::steady_clock::now();
+  from_upstream_.feed(data);
+  send(std::string(data));
+}
+
+void DownstreamConn::on_tunnel_upstream_closed(const std::string& cause) {
+  upstream_ = nullptr;
+  (void)cause;
+  // An upstream that ended without a close frame died mid-tunnel: the client
+  // hears 1011 (RFC 6455 7.4.1) instead of a bare TCP close.
+  end_tunnel(uint16_t{1011}, std::nullopt);
+}
+
+void DownstreamConn::end_tunnel(std::optional<uint16_t> client_code,
+                                std::optional<uint16_t> upstream_code) {
+  if (closing_) return;
+  // A close frame of sluice's own only between frames and only if that side
+  // has not closed already.
+  if (client_code && from_upstream_.valid() && from_upstream_.at_boundary() &&
+      !from_upstream_.close_code() && !from_client_.close_code()) {
+    send(tunnel::close_frame(*client_code, *client_code == 1011 ? "upstream went away" : "going away"));
+  }
+  if (upstream_) {
+    if (upstream_code && from_client_.valid() && from_client_.at_boundary() &&
+        !from_client_.close_code() && !from_upstream_.close_code()) {
+      upstream_->send(tunnel::close_frame(*upstream_code, "going away", true,
+                                          static_cast<uint32_t>(ctx_.rng()())));
+    }
+    UpstreamConn* conn = upstream_;
+    upstream_ = nullptr;
+    conn->abort();
+  }
+  log_exchange();
+  keep_alive_ = false;
+  close_after_write_ = true;
+  if (writes_in_flight_ == 0) close();
 }
 
 // ---- writing --------------------------------------------------------------
@@ -813,6 +989,18 @@ void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
       self->log_exchange();
       self->close();
       return;
+    case Phase::tunnel: {
+      // Traffic resets the idle time lazily: re-arm for what is left.
+      auto idle = self->route_->tunnel_idle;
+      auto quiet = std::chrono::duration_cast<base::Duration>(std::chrono::steady_clock::now() -
+                                                              self->last_activity_);
+      if (quiet < idle) {
+        self->arm_timer(idle - quiet);
+        return;
+      }
+      self->end_tunnel(uint16_t{1001}, uint16_t{1001});
+      return;
+    }
     case Phase::idle:
     case Phase::local:
       self->close();  // keepalive_timeout: close silently

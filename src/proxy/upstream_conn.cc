@@ -181,6 +181,18 @@ void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* b
     self->close();
     return;
   }
+  if (self->tunnel_) {
+    // Raw bytes both ways; the owner decides what an end means.
+    DownstreamConn* owner = self->owner_;
+    if (nread < 0) {
+      std::string cause = nread == UV_EOF ? "closed" : uv_strerror(static_cast<int>(nread));
+      self->abort();
+      if (owner) owner->on_tunnel_upstream_closed(cause);
+      return;
+    }
+    if (owner) owner->on_tunnel_upstream_data({buf->base, static_cast<size_t>(nread)});
+    return;
+  }
   if (nread < 0) {
     if (nread == UV_EOF && self->response_started_ && !self->response_done_) {
       // Read-until-close bodies end here; anything else is a truncated body.
@@ -208,6 +220,16 @@ void UpstreamConn::handle_input(const char* data, size_t len) {
   }
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   DownstreamConn* owner = owner_;
+  if (err == HPE_PAUSED_UPGRADE && response_.status == 101 && owner) {
+    // 101 Switching Protocols: from here on, bytes, not HTTP.
+    const char* stop = llhttp_get_error_pos(&parser_);
+    tunnel_ = true;
+    uv_timer_stop(&timer_);
+    timer_role_ = TimerRole::none;
+    owner->flush_to_client();
+    owner->start_tunnel({stop, static_cast<size_t>(data + len - stop)});
+    return;
+  }
   if (err == HPE_PAUSED) {
     // on_message_complete paused: the response is whole. Trailing bytes
     // make the connection unfit for reuse.
@@ -275,6 +297,8 @@ int UpstreamConn::on_body(llhttp_t* p, const char* at, size_t len) noexcept {
 int UpstreamConn::on_message_complete(llhttp_t* p) noexcept {
   UpstreamConn* self = from_parser(p);
   if (!self->response_started_) return 0;  // end of an interim response
+  // After a 101 llhttp stops by itself with HPE_PAUSED_UPGRADE.
+  if (self->response_.status == 101) return 0;
   self->response_done_ = true;
   if (self->timer_role_ == TimerRole::read) {
     uv_timer_stop(&self->timer_);
@@ -320,7 +344,7 @@ void UpstreamConn::release(bool reusable) {
     up.loads[slot_].active--;
     owner_ = nullptr;
   }
-  if (!reusable || closing_ || ctx_.shutting_down() || up.config->keepalive == 0) {
+  if (!reusable || tunnel_ || closing_ || ctx_.shutting_down() || up.config->keepalive == 0) {
     close();
     return;
   }

@@ -66,10 +66,11 @@ WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> sn
   trim_.data = this;
   const config::Config& cfg = *snapshot_->config;
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
-    UpstreamState state{&cfg.upstreams[i], {}, {}, upstream::Balancer(cfg.upstreams[i].balance, seed + i)};
+    UpstreamState state{&cfg.upstreams[i], {}, {}, {}, upstream::Balancer(cfg.upstreams[i].balance, seed + i)};
     for (const Snapshot::Address& a : snapshot_->addresses[i]) {
       state.servers.push_back(ServerSlot{&a, {}});
       state.loads.push_back({});
+      state.tokens.push_back(upstream::server_token(a.text));
     }
     upstreams_.push_back(std::move(state));
   }
