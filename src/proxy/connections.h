@@ -203,6 +203,7 @@ class DownstreamConn {
   bool reading_ = false;
   bool close_after_write_ = false;
   bool parser_paused_ = false;
+  bool invalid_header_name_ = false;  // set by the parser callback; the connection closes
   std::string pending_;  // client bytes received while the parser is paused
 
   // The current exchange (one request and its response).

@@ -28,6 +28,18 @@ std::string peer_ip(const uv_tcp_t* tcp) {
   return buf;
 }
 
+// RFC 9110 5.6.2 tchar.
+bool is_token_char(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Methods a client may safely see retried (RFC 9110 9.2.2).
 bool idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
@@ -213,7 +225,7 @@ void DownstreamConn::parse(const char* data, size_t len) {
     if (!rest.empty()) parse(rest.data(), rest.size());
     return;
   }
-  if (err == HPE_USER) return;  // a callback already answered (413)
+  if (err == HPE_USER && !invalid_header_name_) return;  // a callback already answered (413)
   // A malformed or ambiguous request: answer and close, never guess.
   base::ErrorCode code = base::ErrorCode::bad_request;
   if (err == HPE_UNEXPECTED_CONTENT_LENGTH || err == HPE_INVALID_TRANSFER_ENCODING) {
@@ -227,7 +239,8 @@ void DownstreamConn::parse(const char* data, size_t len) {
     upstream_->abort();
     upstream_ = nullptr;
   }
-  reply_error(code, llhttp_get_error_reason(&parser_));
+  reply_error(code, invalid_header_name_ ? "invalid character in a header name"
+                                         : llhttp_get_error_reason(&parser_));
 }
 
 void DownstreamConn::resume_parser() {
@@ -257,6 +270,14 @@ int DownstreamConn::on_url(llhttp_t* p, const char* at, size_t len) noexcept {
 }
 
 int DownstreamConn::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
+  // llhttp 8 accepts spaces inside header names; RFC 9110 5.1 does not, and
+  // "Transfer-Encoding : chunked" is a classic smuggling shape.
+  for (size_t i = 0; i < len; ++i) {
+    if (!is_token_char(at[i])) {
+      from_parser(p)->invalid_header_name_ = true;
+      return HPE_USER;
+    }
+  }
   from_parser(p)->head_.append_field({at, len});
   return 0;
 }
