@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 def main() -> int:
     folder = pathlib.Path(sys.argv[1])
-    extra_failed = sys.argv[3:] if len(sys.argv) > 2 and sys.argv[2] == "--failed" else []
+    extra_failed = [a for a in sys.argv[3:] if a] if len(sys.argv) > 2 and sys.argv[2] == "--failed" else []
     passed = failed = skipped = 0
     for path in sorted(folder.glob("*.xml")):
         try:

@@ -143,7 +143,8 @@ async def handle(reader, writer):
                 await writer.drain()
                 return
             else:
-                body = json.dumps({"method": method, "path": target, "version": version,
+                body = json.dumps({"port": writer.get_extra_info("sockname")[1],
+                                   "method": method, "path": target, "version": version,
                                    "headers": headers, "body_len": body_len,
                                    "body_sha256": body_sha}).encode()
                 writer.write(response(200, body, [("Content-Type", "application/json")]))
