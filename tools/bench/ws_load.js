@@ -1,0 +1,33 @@
+// WebSocket round-trip load: CONNS connections, each sending a SIZE-byte
+// message and waiting for its echo, for SECONDS. Prints messages/s and the
+// p50/p99 round-trip in ms as JSON.
+//   NODE_PATH=tests/integration/node/node_modules node tools/bench/ws_load.js URL CONNS SIZE SECONDS
+'use strict';
+const WebSocket = require('ws');
+const [url, conns, size, seconds] = process.argv.slice(2);
+const payload = Buffer.alloc(Number(size), 120);
+const rtts = [];
+let count = 0;
+let open = 0;
+const end = Date.now() + Number(seconds) * 1000;
+const sockets = [];
+for (let i = 0; i < Number(conns); i++) {
+  const ws = new WebSocket(url);
+  sockets.push(ws);
+  let sent = 0;
+  const send = () => { sent = process.hrtime.bigint(); ws.send(payload); };
+  ws.on('open', () => { open++; send(); });
+  ws.on('message', () => {
+    count++;
+    if (rtts.length < 200000) rtts.push(Number(process.hrtime.bigint() - sent) / 1e6);
+    if (Date.now() < end) send();
+  });
+  ws.on('error', () => {});
+}
+setTimeout(() => {
+  rtts.sort((a, b) => a - b);
+  const q = (p) => (rtts.length ? rtts[Math.floor(rtts.length * p)] : 0).toFixed(2);
+  console.log(JSON.stringify({ open, msgs_per_s: Math.round(count / Number(seconds)), p50: q(0.5), p99: q(0.99) }));
+  for (const ws of sockets) ws.terminate();
+  process.exit(0);
+}, Number(seconds) * 1000 + 500);
