@@ -73,6 +73,13 @@ struct ErrorInfo {
 
 const ErrorInfo& error_info(ErrorCode code);
 
+// `s` without leading and trailing spaces and tabs (HTTP's OWS).
+std::string_view trim_ows(std::string_view s);
+
+// True when the comma-separated list `value` (RFC 9110 5.6.1) holds `token`,
+// compared case-insensitively.
+bool list_has_token(std::string_view value, std::string_view token);
+
 // Lower-case ASCII copy; HTTP names and host names are ASCII-case-insensitive.
 std::string to_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);

@@ -10,11 +10,6 @@
 namespace sluice::http {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Headers whose meaning belongs to one connection (RFC 9110 7.6.1, SPEC.md).
 constexpr std::array<std::string_view, 7> kHopByHop{
@@ -40,6 +35,18 @@ void append_number(std::string& out, uint64_t n) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
   out.append(buf, end);
+}
+
+void append_framing(std::string& out, Framing framing, uint64_t content_length) {
+  switch (framing) {
+    case Framing::content_length:
+      out.append("Content-Length: ");
+      append_number(out, content_length);
+      out.append("\r\n");
+      break;
+    case Framing::chunked: out.append("Transfer-Encoding: chunked\r\n"); break;
+    default: break;
+  }
 }
 
 }  // namespace
@@ -78,9 +85,9 @@ void append_upstream_request(std::string& out, const MessageHead& request, const
     bool first = true;
     for (size_t i = 0; i < request.header_count(); ++i) {
       Header h = request.header(i);
-      if (!base::iequals(h.name, "x-forwarded-for") || trim(h.value).empty()) continue;
+      if (!base::iequals(h.name, "x-forwarded-for") || base::trim_ows(h.value).empty()) continue;
       if (!first) out.append(", ");
-      out.append(trim(h.value));
+      out.append(base::trim_ows(h.value));
       first = false;
     }
     if (!first) out.append(", ");
@@ -91,15 +98,7 @@ void append_upstream_request(std::string& out, const MessageHead& request, const
   if (client_host) append_header(out, "X-Forwarded-Host", *client_host);
   append_header(out, "X-Request-Id", info.request_id);
 
-  switch (info.framing) {
-    case Framing::content_length:
-      out.append("Content-Length: ");
-      append_number(out, info.content_length);
-      out.append("\r\n");
-      break;
-    case Framing::chunked: out.append("Transfer-Encoding: chunked\r\n"); break;
-    default: break;
-  }
+  append_framing(out, info.framing, info.content_length);
   if (info.websocket) out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
   out.append("\r\n");
 }
@@ -119,15 +118,7 @@ void append_client_response(std::string& out, const MessageHead& response, const
     append_header(out, h.name, h.value);
   }
   if (!has_request_id) append_header(out, "X-Request-Id", info.request_id);
-  switch (info.framing) {
-    case Framing::content_length:
-      out.append("Content-Length: ");
-      append_number(out, info.content_length);
-      out.append("\r\n");
-      break;
-    case Framing::chunked: out.append("Transfer-Encoding: chunked\r\n"); break;
-    default: break;
-  }
+  append_framing(out, info.framing, info.content_length);
   out.append(info.extra_headers);
   if (info.websocket) {
     out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");

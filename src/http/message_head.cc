@@ -1,16 +1,6 @@
 #include "sluice/http.h"
 
 namespace sluice::http {
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
-
 void MessageHead::clear() {
   arena_.clear();
   method_ = target_ = {};
@@ -44,7 +34,7 @@ void MessageHead::append_value(std::string_view piece) {
 
 std::optional<std::string_view> MessageHead::find(std::string_view name) const {
   for (const HeaderSpans& h : headers_)
-    if (base::iequals(view(h.name), name)) return trim(view(h.value));
+    if (base::iequals(view(h.name), name)) return base::trim_ows(view(h.value));
   return std::nullopt;
 }
 
@@ -56,15 +46,7 @@ size_t MessageHead::count(std::string_view name) const {
 
 bool MessageHead::has_token(std::string_view name, std::string_view token) const {
   for (const HeaderSpans& h : headers_) {
-    if (!base::iequals(view(h.name), name)) continue;
-    std::string_view value = view(h.value);
-    size_t start = 0;
-    while (start <= value.size()) {
-      size_t comma = value.find(',', start);
-      if (comma == std::string_view::npos) comma = value.size();
-      if (base::iequals(trim(value.substr(start, comma - start)), token)) return true;
-      start = comma + 1;
-    }
+    if (base::iequals(view(h.name), name) && base::list_has_token(view(h.value), token)) return true;
   }
   return false;
 }

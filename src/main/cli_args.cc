@@ -11,16 +11,6 @@ const char* const kUsage =
     "  sluice explain [--config FILE] [--host H] [--method M] [--header 'K: V']... TARGET\n"
     "  sluice version\n";
 
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
-
 std::optional<CliArgs> parse_args(int argc, const char* const* argv, std::string& error) {
   CliArgs args;
   int i = 1;
@@ -76,8 +66,8 @@ std::optional<CliArgs> parse_args(int argc, const char* const* argv, std::string
           error = "--header takes 'Name: value', not '" + value + "'";
           return std::nullopt;
         }
-        args.explain.headers.emplace_back(std::string(trim(std::string_view(value).substr(0, colon))),
-                                          std::string(trim(std::string_view(value).substr(colon + 1))));
+        args.explain.headers.emplace_back(std::string(base::trim_ows(std::string_view(value).substr(0, colon))),
+                                          std::string(base::trim_ows(std::string_view(value).substr(colon + 1))));
         continue;
       }
       if (!arg.starts_with("-") && !target) {

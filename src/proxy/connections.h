@@ -28,6 +28,13 @@ struct WriteReq {
   uv_buf_t buf;
 };
 
+// Writes `data` to `stream`: at once when nothing is queued, and what does
+// not fit through a WriteReq whose callback `cb` gets `owner` in req.data and
+// must delete it. Returns 0, or a libuv error (nothing queued then).
+// `in_flight` counts the WriteReqs not yet called back.
+int write_or_queue(uv_stream_t* stream, std::string data, void* owner, uv_write_cb cb,
+                   size_t& in_flight);
+
 class UpstreamConn {
  public:
   // Starts connecting to `slot` of `upstream`. The owner hears back through

@@ -940,27 +940,10 @@ void DownstreamConn::send(std::string data) {
   if (closing_ || data.empty()) return;
   bytes_out_ += data.size();
   auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
-  uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
-  if (writes_in_flight_ == 0) {
-    int n = uv_try_write(stream, &buf, 1);
-    if (n == static_cast<int>(data.size())) return;
-    if (n > 0) {
-      data.erase(0, static_cast<size_t>(n));
-    } else if (n != UV_EAGAIN) {
-      close();
-      return;
-    }
-  }
-  auto* w = new WriteReq;
-  w->data = std::move(data);
-  w->buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  w->req.data = this;
-  if (uv_write(&w->req, stream, &w->buf, 1, on_write) != 0) {
-    delete w;
+  if (write_or_queue(stream, std::move(data), this, on_write, writes_in_flight_) != 0) {
     close();
     return;
   }
-  ++writes_in_flight_;
   // Backpressure: a slow client stops the upstream from filling memory.
   if (upstream_ && uv_stream_get_write_queue_size(stream) > kHighWater) upstream_->pause_reading();
 }

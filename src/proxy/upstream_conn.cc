@@ -103,28 +103,34 @@ void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
 
 void UpstreamConn::send(std::string data) {
   if (closing_ || data.empty()) return;
-  uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
-  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
-  if (writes_in_flight_ == 0) {
+  int rc = write_or_queue(reinterpret_cast<uv_stream_t*>(&tcp_), std::move(data), this, on_write,
+                          writes_in_flight_);
+  if (rc != 0) fail(base::ErrorCode::upstream_reset, uv_strerror(rc));
+}
+
+int write_or_queue(uv_stream_t* stream, std::string data, void* owner, uv_write_cb cb,
+                   size_t& in_flight) {
+  if (in_flight == 0) {
+    uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
     int n = uv_try_write(stream, &buf, 1);
-    if (n == static_cast<int>(data.size())) return;
-    if (n > 0) data.erase(0, static_cast<size_t>(n));
-    else if (n != UV_EAGAIN) {
-      fail(base::ErrorCode::upstream_reset, uv_strerror(n));
-      return;
+    if (n == static_cast<int>(data.size())) return 0;
+    if (n > 0) {
+      data.erase(0, static_cast<size_t>(n));
+    } else if (n != UV_EAGAIN) {
+      return n;
     }
   }
   auto* w = new WriteReq;
   w->data = std::move(data);
   w->buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  w->req.data = this;
-  int rc = uv_write(&w->req, stream, &w->buf, 1, on_write);
+  w->req.data = owner;
+  int rc = uv_write(&w->req, stream, &w->buf, 1, cb);
   if (rc != 0) {
     delete w;
-    fail(base::ErrorCode::upstream_reset, uv_strerror(rc));
-    return;
+    return rc;
   }
-  ++writes_in_flight_;
+  ++in_flight;
+  return 0;
 }
 
 void UpstreamConn::on_write(uv_write_t* req, int status) noexcept {
@@ -196,8 +202,13 @@ void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* b
   if (nread < 0) {
     if (nread == UV_EOF && self->response_started_ && !self->response_done_) {
       // Read-until-close bodies end here; anything else is a truncated body.
-      llhttp_errno_t err = llhttp_finish(&self->parser_);
-      if (err == HPE_OK && self->response_done_) return;
+      llhttp_finish(&self->parser_);
+      if (self->response_done_ && self->owner_) {
+        DownstreamConn* owner = self->owner_;
+        owner->flush_to_client();
+        owner->on_response_complete(false);  // releases (closes) this connection
+        return;
+      }
     }
     if (self->response_done_) {
       self->close();

@@ -3,23 +3,6 @@
 namespace sluice::router {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// True when the comma-separated header value lists `token` (RFC 9110 5.6.1).
-bool has_token(std::string_view value, std::string_view token) {
-  size_t start = 0;
-  while (start <= value.size()) {
-    size_t comma = value.find(',', start);
-    if (comma == std::string_view::npos) comma = value.size();
-    if (base::iequals(trim(value.substr(start, comma - start)), token)) return true;
-    start = comma + 1;
-  }
-  return false;
-}
 
 const std::string* find_header(const HeaderList& headers, std::string_view name) {
   for (const auto& [k, v] : headers)
@@ -29,7 +12,7 @@ const std::string* find_header(const HeaderList& headers, std::string_view name)
 
 bool any_header_has_token(const HeaderList& headers, std::string_view name, std::string_view token) {
   for (const auto& [k, v] : headers)
-    if (base::iequals(k, name) && has_token(v, token)) return true;
+    if (base::iequals(k, name) && base::list_has_token(v, token)) return true;
   return false;
 }
 
@@ -45,7 +28,7 @@ std::optional<base::ErrorCode> admission(const Route& route, std::string_view me
     const std::string* key = find_header(headers, "sec-websocket-key");
     const std::string* version = find_header(headers, "sec-websocket-version");
     if (method != "GET" || !any_header_has_token(headers, "connection", "upgrade") || !key ||
-        trim(*key).size() != 24 || !version || trim(*version) != "13") {
+        base::trim_ows(*key).size() != 24 || !version || base::trim_ows(*version) != "13") {
       return ErrorCode::bad_upgrade;
     }
   }
@@ -53,7 +36,7 @@ std::optional<base::ErrorCode> admission(const Route& route, std::string_view me
   if (route.allowed_origins && route.forwards_websocket() && origin_checked) {
     if (const std::string* origin = find_header(headers, "origin")) {
       bool allowed = false;
-      for (const std::string& o : *route.allowed_origins) allowed = allowed || base::iequals(o, trim(*origin));
+      for (const std::string& o : *route.allowed_origins) allowed = allowed || base::iequals(o, base::trim_ows(*origin));
       if (!allowed) return ErrorCode::origin_forbidden;
     }
   }
