@@ -136,6 +136,9 @@ class DownstreamConn {
   void on_response_body(std::string_view data);
   void on_response_complete(bool upstream_reusable);
   void on_upstream_drained();  // its write queue fell below the low-water mark
+  // `conn` closed while still attached (no planned end reached): forget it,
+  // and end the exchange as a reset if it was still waiting on it.
+  void on_upstream_detached(UpstreamConn* conn);
   void flush_to_client();      // after each upstream read
   // WebSocket tunnel (after a 101): `rest` is what followed the 101 head.
   void start_tunnel(std::string_view rest);

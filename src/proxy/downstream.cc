@@ -533,6 +533,17 @@ void DownstreamConn::begin_forwarding() {
 
 void DownstreamConn::on_upstream_drained() { update_reading(); }
 
+void DownstreamConn::on_upstream_detached(UpstreamConn* conn) {
+  if (upstream_ != conn) return;
+  upstream_ = nullptr;
+  if (closing_) return;
+  if (phase_ == Phase::tunnel) {
+    end_tunnel(uint16_t{1011}, std::nullopt);
+  } else if (phase_ == Phase::proxying && !response_done_) {
+    on_upstream_error(base::ErrorCode::upstream_reset, "connection closed");
+  }
+}
+
 void DownstreamConn::handle_message_complete() {
   if (phase_ == Phase::proxying) {
     if (upstream_ && upstream_->connected()) {

@@ -345,6 +345,10 @@ void UpstreamConn::on_timer(uv_timer_t* timer) noexcept {
 
 void UpstreamConn::fail(base::ErrorCode code, std::string cause) {
   DownstreamConn* owner = owner_;
+  if (owner_) {
+    ctx_.upstream(upstream_).loads[slot_].active--;
+    owner_ = nullptr;
+  }
   close();
   if (owner) owner->on_upstream_error(code, std::move(cause));
 }
@@ -387,6 +391,9 @@ void UpstreamConn::abort() {
 void UpstreamConn::close() {
   if (closing_) return;
   closing_ = true;
+  // Every planned end detaches the owner first; one still attached here is
+  // told, so that it never holds a pointer to a freed connection.
+  DownstreamConn* owner = owner_;
   if (owner_) {
     ctx_.upstream(upstream_).loads[slot_].active--;
     owner_ = nullptr;
@@ -399,6 +406,7 @@ void UpstreamConn::close() {
   pending_closes_ = 2;
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+  if (owner) owner->on_upstream_detached(this);
 }
 
 void UpstreamConn::on_close(uv_handle_t* handle) noexcept {
