@@ -24,6 +24,7 @@ if (mode === 'ws-echo') {
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? null : data.toString();
       if (text === 'close-1000') return ws.close(1000, 'bye');
+      if (text === 'close-4001') return ws.close(4001, 'custom reason');
       if (text === 'die') return ws.terminate();   // TCP close, no close frame
       ws.send(data, { binary: isBinary });
     });
