@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,10 +75,21 @@ void on_signal(uv_signal_t* handle, int signum) noexcept {
   for (auto& w : m->workers) w->stop();
 }
 
+// A proxy holds two descriptors per proxied connection: raise the soft
+// limit to the hard one, as nginx's worker_rlimit_nofile would be set.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
 }  // namespace
 
 int run(std::shared_ptr<const config::Config> config) {
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   const config::Config& cfg = *config;
   for (const config::Listener& l : cfg.listeners) {
     if (l.tls) {

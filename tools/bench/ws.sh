@@ -25,7 +25,8 @@ worker_processes 1;
 daemon off;
 pid $work/nginx.pid;
 error_log $work/nginx.err warn;
-events { worker_connections 8192; }
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; }
 http {
   access_log off;
   server {
@@ -62,9 +63,10 @@ sleep 1
 
 run() { node tools/bench/ws_load.js "ws://127.0.0.1:$1/" "$2" 64 "$secs"; }
 field() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 echo "| connections | target | messages/s | p50 ms | p99 ms | vs nginx |"
 echo "| ---: | --- | ---: | ---: | ---: | ---: |"
-for conns in 50 500; do
+for conns in 100 500; do
   d=$(run "$backend" "$conns"); n=$(run "$nginx_port" "$conns"); s=$(run "$sluice_port" "$conns")
   ratio=$(awk -v a="$(field "$s" msgs_per_s)" -v b="$(field "$n" msgs_per_s)" 'BEGIN{printf "%.2fx", a/b}')
   echo "| $conns | direct to backend | $(field "$d" msgs_per_s) | $(field "$d" p50) | $(field "$d" p99) | |"
@@ -73,3 +75,32 @@ for conns in 50 500; do
 done
 echo
 echo "64-byte messages, one in flight per connection, ${secs}s per run, 1 proxy worker, $(nproc) cores."
+echo
+echo "| target | upgrades/s (50 loops) | vs nginx |"
+echo "| --- | ---: | ---: |"
+d=$(node tools/bench/ws_load.js "ws://127.0.0.1:$backend/" 50 upgrades "$secs")
+n=$(node tools/bench/ws_load.js "ws://127.0.0.1:$nginx_port/" 50 upgrades "$secs")
+s=$(node tools/bench/ws_load.js "ws://127.0.0.1:$sluice_port/" 50 upgrades "$secs")
+echo "| direct to backend | $(field "$d" upgrades_per_s) | |"
+echo "| nginx | $(field "$n" upgrades_per_s) | 1.00x |"
+echo "| sluice | $(field "$s" upgrades_per_s) | $(awk -v a="$(field "$s" upgrades_per_s)" -v b="$(field "$n" upgrades_per_s)" 'BEGIN{printf "%.2fx", a/b}') |"
+
+# Memory per idle tunnel: proxy RSS growth with N idle WebSockets open.
+idle=${SLUICE_BENCH_IDLE:-5000}
+nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
+sluice_pid=${pids[2]}
+echo
+echo "| target | idle tunnels | RSS growth | bytes per tunnel |"
+echo "| --- | ---: | ---: | ---: |"
+for target in nginx sluice; do
+  if [ "$target" = nginx ]; then port=$nginx_port; pid=$nginx_worker; else port=$sluice_port; pid=$sluice_pid; fi
+  before=$(rss_kib "$pid")
+  coproc IDLE { node tests/integration/node/ws_cases.js "ws://127.0.0.1:$port/" idle "$idle"; }
+  read -r line <&"${IDLE[0]}"
+  sleep 1
+  after=$(rss_kib "$pid")
+  kill "$IDLE_PID" 2>/dev/null || true
+  wait "$IDLE_PID" 2>/dev/null || true
+  echo "| $target | ${line#open } | $(( (after - before) / 1024 )) MiB | $(( (after - before) * 1024 / idle )) |"
+  sleep 2
+done

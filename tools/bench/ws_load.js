@@ -1,10 +1,27 @@
-// WebSocket round-trip load: CONNS connections, each sending a SIZE-byte
-// message and waiting for its echo, for SECONDS. Prints messages/s and the
-// p50/p99 round-trip in ms as JSON.
+// WebSocket load.
 //   NODE_PATH=tests/integration/node/node_modules node tools/bench/ws_load.js URL CONNS SIZE SECONDS
+//     CONNS connections each send a SIZE-byte message and wait for its echo,
+//     for SECONDS: prints messages/s and the p50/p99 round trip (ms) as JSON.
+//   ... ws_load.js URL CONNS upgrades SECONDS
+//     CONNS loops each open a WebSocket, wait for the open, close it, again:
+//     prints upgrades/s.
 'use strict';
 const WebSocket = require('ws');
 const [url, conns, size, seconds] = process.argv.slice(2);
+if (size === 'upgrades') {
+  let upgrades = 0;
+  const end = Date.now() + Number(seconds) * 1000;
+  const loop = () => {
+    if (Date.now() >= end) return;
+    const ws = new WebSocket(url);
+    ws.on('open', () => { upgrades++; ws.terminate(); loop(); });
+    ws.on('error', () => setTimeout(loop, 10));
+  };
+  for (let i = 0; i < Number(conns); i++) loop();
+  setTimeout(() => { console.log(JSON.stringify({ upgrades_per_s: Math.round(upgrades / Number(seconds)) })); process.exit(0); },
+             Number(seconds) * 1000 + 200);
+  return;
+}
 const payload = Buffer.alloc(Number(size), 120);
 const rtts = [];
 let count = 0;
