@@ -94,7 +94,7 @@ std::optional<std::string> upstream_target(const Route& route, std::string_view 
 
 // True when `rest`, a path tail that starts with '/' or is empty, has more
 // `..` segments than segments to climb out of. Percent-encoded dots count as
-// dots, since the upstream may decode them.
+// dots and "%2F" as a slash, since the upstream may decode them.
 bool climbs_above(std::string_view rest);
 
 // What sluice would answer itself before forwarding, from the request line

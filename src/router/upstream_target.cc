@@ -25,20 +25,29 @@ size_t dot_count(std::string_view seg) {
 }  // namespace
 
 bool climbs_above(std::string_view rest) {
+  // Segments end at '/' and also at an encoded slash ("%2F"), since an
+  // upstream that decodes the path would see one there.
   long depth = 0;
   size_t start = 0;
-  while (start < rest.size()) {
-    size_t slash = rest.find('/', start);
-    if (slash == std::string_view::npos) slash = rest.size();
-    std::string_view seg = rest.substr(start, slash - start);
+  auto close_segment = [&](std::string_view seg) {
     size_t dots = dot_count(seg);
-    if (dots == 2) {
-      if (--depth < 0) return true;
-    } else if (dots != 1 && !seg.empty()) {
-      // Empty segments ("//") are folded by most servers; they lift nothing.
-      ++depth;
+    if (dots == 2) return --depth < 0;
+    // Empty segments ("//") are folded by most servers; they lift nothing.
+    if (dots != 1 && !seg.empty()) ++depth;
+    return false;
+  };
+  for (size_t i = 0; i <= rest.size(); ++i) {
+    size_t sep = 0;
+    if (i == rest.size() || rest[i] == '/') {
+      sep = 1;
+    } else if (rest.size() - i >= 3 && rest[i] == '%' && rest[i + 1] == '2' &&
+               (rest[i + 2] == 'f' || rest[i + 2] == 'F')) {
+      sep = 3;
     }
-    start = slash + 1;
+    if (sep == 0) continue;
+    if (close_segment(rest.substr(start, i - start))) return true;
+    start = i + sep;
+    i += sep - 1;
   }
   return false;
 }

@@ -196,6 +196,9 @@ TEST_CASE("'..' climbing above the matched prefix is rejected, inside it is pass
   CHECK(router::upstream_target(api, "/api/x?y=../../..") == "/x?y=../../..");  // the query is not a path
   CHECK_FALSE(router::upstream_target(named(*c, "all"), "/../etc/passwd").has_value());
   CHECK_FALSE(router::climbs_above("/a//.."));  // empty segments lift nothing
+  CHECK(router::climbs_above("/..%2Fadmin"));    // an encoded slash ends a segment too
+  CHECK(router::climbs_above("/a%2f..%2F.."));
+  CHECK_FALSE(router::climbs_above("/a%2F..%2Fb"));
   CHECK(router::climbs_above("/a//../.."));
 }
 
