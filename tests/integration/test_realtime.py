@@ -257,7 +257,7 @@ def test_raw_engineio_client_alternating_between_two_replicas(start_node, start_
     for i in range(10):
         port = replicas[i % 2].port
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
-            payload = "40" if i == 0 else f'42["echo","m{i}"]'
+            payload = "40" if i == 0 else f'42{i}["echo","m{i}"]'
             c.sendall(f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: h\r\n"
                       f"Content-Type: text/plain\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n{payload}".encode())
             reply = b""

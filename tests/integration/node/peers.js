@@ -41,7 +41,10 @@ if (mode === 'ws-echo') {
   });
   io.on('connection', (socket) => {
     socket.emit('welcome', { server: name, transport: socket.conn.transport.name });
-    socket.on('echo', (payload, ack) => ack({ server: name, payload, transport: socket.conn.transport.name }));
+    socket.on('echo', (payload, ack) => {
+      const reply = { server: name, payload, transport: socket.conn.transport.name };
+      if (typeof ack === 'function') ack(reply); else socket.emit('echo', reply);
+    });
   });
   listen(server, port);
 } else if (mode === 'sio-client') {

@@ -6,12 +6,23 @@
 const WebSocket = require('ws');
 const [url, which, nArg] = process.argv.slice(2);
 const out = (o) => { console.log(JSON.stringify(o)); };
+// Messages are queued from the first byte on: a proxy may deliver the 101
+// and the server's first message in one read, and ws then emits 'message'
+// before an awaiting caller could attach a listener.
 const open = (u = url) => new Promise((resolve, reject) => {
   const ws = new WebSocket(u, { maxPayload: 64 << 20 });
+  ws.queue = [];
+  ws.waiters = [];
+  ws.on('message', (data, isBinary) => {
+    const m = { data, isBinary };
+    if (ws.waiters.length) ws.waiters.shift()(m); else ws.queue.push(m);
+  });
   ws.once('open', () => resolve(ws));
   ws.once('error', reject);
 });
-const next = (ws) => new Promise((resolve) => ws.once('message', (data, isBinary) => resolve({ data, isBinary })));
+const next = (ws) => new Promise((resolve) => {
+  if (ws.queue.length) resolve(ws.queue.shift()); else ws.waiters.push(resolve);
+});
 
 async function main() {
   if (which === 'sizes') {
@@ -57,7 +68,7 @@ async function main() {
     const sockets = [];
     for (let i = 0; i < n; i += 100) {
       const batch = [];
-      for (let k = i; k < Math.min(n, i + 100); k++) batch.push(open().then((ws) => { sockets.push(ws); ws.on('message', () => {}); }));
+      for (let k = i; k < Math.min(n, i + 100); k++) batch.push(open().then((ws) => { sockets.push(ws); }));
       await Promise.all(batch);
     }
     console.log(`open ${sockets.length}`);
