@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <tuple>
 #include <fstream>
 #include <sstream>
 
@@ -77,6 +79,11 @@ class Loader {
         read_upstream(std::string(key.str()), *value.as_table());
       }
     }
+    // toml++ keeps a table's keys sorted; the config speaks in file order.
+    std::stable_sort(config_.upstreams.begin(), config_.upstreams.end(),
+                     [](const Upstream& a, const Upstream& b) {
+                       return std::tie(a.pos.line, a.pos.column) < std::tie(b.pos.line, b.pos.column);
+                     });
     read_routes(r);
     r.finish();
     if (config_.listeners.empty() && !root.contains("listener")) {
@@ -208,6 +215,8 @@ class Loader {
           SniCert entry;
           if (!sr.string("host", entry.host) && !sr.node("host")) {
             diags_.error(sr.pos(), "[[listener.tls.sni]]: 'host' is required");
+          } else if (sr.node("host") && entry.host.empty()) {
+            diags_.error(sr.pos("host"), "[[listener.tls.sni]]: 'host' must not be empty");
           }
           entry.host = base::to_lower(entry.host);
           auto files = read_cert_key(sr);
@@ -343,6 +352,7 @@ class Loader {
   void read_route(const toml::table& t) {
     Route route;
     route.pos = pos_of(t);
+    bad_host_ = false;
     std::string label = "[[route]]";
     if (const toml::node* name = t.get("name"); name && name->is_string()) {
       label = "route " + in_quotes(name->as_string()->get());
@@ -404,15 +414,20 @@ class Loader {
     p.redirect = r.pos("redirect");
     p.has_read_timeout = r.node("read_timeout") != nullptr;
     p.has_kind = kind_given;
+    p.bad_host = bad_host_;
     positions_.push_back(p);
   }
 
   void read_route_host(TableReader& r, Route& route) {
     std::string host;
-    if (!r.string("host", host)) return;
+    if (!r.string("host", host)) {
+      bad_host_ = r.node("host") != nullptr;
+      return;
+    }
     std::string why = host_problem(host);
     if (!why.empty()) {
       diags_.error(r.pos("host"), r.where() + ": host \"" + host + "\" " + why);
+      bad_host_ = true;
       return;
     }
     route.host = base::to_lower(host);
@@ -536,6 +551,9 @@ class Loader {
 
  public:
   std::vector<RoutePositions> positions_;
+
+ private:
+  bool bad_host_ = false;  // the route being read had a host that was rejected
 
  private:
   Config& config_;

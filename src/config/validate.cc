@@ -1,5 +1,9 @@
 #include "validate.h"
 
+#include <arpa/inet.h>
+
+#include <cstring>
+
 #include <map>
 #include <tuple>
 
@@ -110,7 +114,7 @@ void check_route_conflicts(const Config& config, const std::vector<RoutePosition
   std::map<std::tuple<std::string, MatchKind, std::string>, const Route*> seen;
   for (size_t i = 0; i < config.routes.size(); ++i) {
     const Route& r = config.routes[i];
-    if (r.path.empty()) continue;  // path already reported
+    if (r.path.empty() || positions[i].bad_host) continue;  // already reported
     auto [it, inserted] = seen.emplace(std::tuple{r.host, r.match, r.path}, &r);
     if (inserted) continue;
     const Route& first = *it->second;
@@ -163,10 +167,23 @@ void check_upstreams(const Config& config, Diagnostics& diags) {
   }
 }
 
+// Two bind addresses that cannot both be bound without sharing traffic:
+// the same port and the same address, or a wildcard of the same family
+// (sluice's IPv6 sockets are IPV6_V6ONLY, so 0.0.0.0 and :: coexist).
 bool overlaps(const base::HostPort& a, const base::HostPort& b) {
   if (a.port != b.port || a.port == 0) return false;
-  auto any = [](const std::string& h) { return h == "0.0.0.0" || h == "::"; };
-  return a.host == b.host || any(a.host) || any(b.host);
+  bool v6a = a.host.find(':') != std::string::npos;
+  bool v6b = b.host.find(':') != std::string::npos;
+  if (v6a != v6b) return false;
+  unsigned char x[16] = {0}, y[16] = {0};
+  int family = v6a ? AF_INET6 : AF_INET;
+  if (inet_pton(family, a.host.c_str(), x) != 1 || inet_pton(family, b.host.c_str(), y) != 1) {
+    return a.host == b.host;
+  }
+  size_t len = v6a ? 16 : 4;
+  static const unsigned char kAny[16] = {0};
+  return std::memcmp(x, y, len) == 0 || std::memcmp(x, kAny, len) == 0 ||
+         std::memcmp(y, kAny, len) == 0;
 }
 
 void check_listeners(const Config& config, Diagnostics& diags) {
@@ -177,9 +194,16 @@ void check_listeners(const Config& config, Diagnostics& diags) {
     for (size_t j = 0; j < i; ++j) {
       if (!overlaps(all[i]->bind, all[j]->bind)) continue;
       bool admin = config.admin && all[i] == &*config.admin;
-      diags.error(all[i]->pos, std::string(admin ? "[admin]" : "[[listener]]") + ": address " +
-                                   all[i]->address + " overlaps the listener " +
-                                   all[j]->address + " at " + line_of(all[j]->pos));
+      if (admin && all[i]->pos.line == 0) {
+        // The admin address was not written: point at the listener that was.
+        diags.error(all[j]->pos, "[[listener]]: address " + all[j]->address +
+                                     " overlaps the default admin address " + all[i]->address +
+                                     "; move the listener or set [admin] address");
+      } else {
+        diags.error(all[i]->pos, std::string(admin ? "[admin]" : "[[listener]]") + ": address " +
+                                     all[i]->address + " overlaps the listener " +
+                                     all[j]->address + " at " + line_of(all[j]->pos));
+      }
       break;
     }
   }

@@ -18,6 +18,7 @@ struct RoutePositions {
   bool has_ping = false;
   bool has_read_timeout = false;
   bool has_kind = false;
+  bool bad_host = false;  // its host was rejected: it takes part in no conflict check
 };
 
 void validate(Config& config, const std::vector<RoutePositions>& positions, Diagnostics& diags);
