@@ -69,6 +69,8 @@ inline constexpr size_t kHighWater = 256 * 1024;
 inline constexpr size_t kLowWater = 64 * 1024;
 // Client bytes held while a request is in flight (pipelined requests).
 inline constexpr size_t kMaxPendingInput = 64 * 1024;
+// How long a closing connection drains what the client still sends.
+inline constexpr base::Duration kLingerTime{2000};
 // An idle pooled upstream connection is closed after this long.
 inline constexpr auto kUpstreamIdleTimeout = std::chrono::seconds(60);
 

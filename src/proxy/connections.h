@@ -148,6 +148,10 @@ class DownstreamConn {
   void close();
 
  private:
+  // Ends the connection gracefully after the last reply: FIN, then drain.
+  void linger();
+  static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
+
   DownstreamConn(WorkerContext& ctx);
   ~DownstreamConn();
 
@@ -212,6 +216,7 @@ class DownstreamConn {
   bool closing_ = false;
   bool reading_ = false;
   bool close_after_write_ = false;
+  bool lingering_ = false;
   bool parser_paused_ = false;
   bool invalid_header_name_ = false;  // set by the parser callback; the connection closes
   std::string pending_;  // client bytes received while the parser is paused

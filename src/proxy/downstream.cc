@@ -116,6 +116,7 @@ void DownstreamConn::start() {
                                               std::to_string(server.max_connections),
                                           request_id_, true);
     status_ = 503;
+    log_exchange();
     close_after_write_ = true;
     send(std::move(reply));
     return;
@@ -128,7 +129,7 @@ void DownstreamConn::start() {
 // ---- reading and parsing -------------------------------------------------
 
 void DownstreamConn::update_reading() {
-  if (closing_) return;
+  if (closing_ || lingering_) return;
   bool want = pending_.size() < kMaxPendingInput && !close_after_write_ &&
               to_upstream_.size() < kHighWater &&
               !(upstream_ && upstream_->connected() && upstream_->write_queue() >= kHighWater);
@@ -149,6 +150,10 @@ void DownstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexce
 void DownstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* self = static_cast<DownstreamConn*>(stream->data);
   if (nread == 0 || self->closing_) return;
+  if (self->lingering_) {
+    if (nread < 0) self->close();  // the client has seen our FIN and closed too
+    return;                        // what it still sends is dropped
+  }
   if (self->phase_ == Phase::tunnel) {
     if (nread < 0) {
       // The client left: the upstream hears 1001 (going away), if it can.
@@ -228,7 +233,10 @@ void DownstreamConn::parse(const char* data, size_t len) {
   if (err == HPE_USER && !invalid_header_name_) return;  // a callback already answered (413)
   // A malformed or ambiguous request: answer and close, never guess.
   base::ErrorCode code = base::ErrorCode::bad_request;
-  if (err == HPE_UNEXPECTED_CONTENT_LENGTH || err == HPE_INVALID_TRANSFER_ENCODING) {
+  // A Content-Length listing several values ("5, 44") is framing two
+  // parsers may read differently: treated like conflicting lengths.
+  bool length_list = err == HPE_INVALID_CONTENT_LENGTH && stop < data + len && *stop == ',';
+  if (err == HPE_UNEXPECTED_CONTENT_LENGTH || err == HPE_INVALID_TRANSFER_ENCODING || length_list) {
     code = base::ErrorCode::request_smuggling;
   }
   if (response_started_) {
@@ -789,14 +797,12 @@ void DownstreamConn::reply_local(std::string bytes, int status,
   response_started_ = true;
   response_done_ = true;
   keep_alive_ = keep_alive && !ctx_.shutting_down();
-  if (!keep_alive_) close_after_write_ = true;
-  send(std::move(bytes));
-  if (closing_) return;
   if (!keep_alive_) {
-    log_exchange();
-    if (writes_in_flight_ == 0) close();
-    return;
+    log_exchange();  // before the write: a reply written at once ends the connection
+    close_after_write_ = true;
   }
+  send(std::move(bytes));
+  if (closing_ || lingering_ || !keep_alive_) return;
   // Keep-alive: the body-less request ends once the parser reaches its end.
   if (message_done_) {
     finish_exchange();
@@ -955,6 +961,11 @@ void DownstreamConn::send(std::string data) {
     close();
     return;
   }
+  // Written at once: no write callback will come to finish a closing reply.
+  if (close_after_write_ && writes_in_flight_ == 0) {
+    linger();
+    return;
+  }
   // Backpressure: a slow client stops the upstream from filling memory.
   if (upstream_ && uv_stream_get_write_queue_size(stream) > kHighWater) upstream_->pause_reading();
 }
@@ -971,7 +982,7 @@ void DownstreamConn::on_write(uv_write_t* req, int status) noexcept {
   }
   auto* stream = reinterpret_cast<uv_stream_t*>(&self->tcp_);
   if (self->writes_in_flight_ == 0 && self->close_after_write_) {
-    self->close();
+    self->linger();
     return;
   }
   if (self->upstream_ && uv_stream_get_write_queue_size(stream) < kLowWater) {
@@ -989,6 +1000,10 @@ void DownstreamConn::arm_timer(base::Duration d) {
 void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<DownstreamConn*>(timer->data);
   if (self->closing_) return;
+  if (self->lingering_) {
+    self->close();
+    return;
+  }
   switch (self->phase_) {
     case Phase::head:
       // SPEC.md: the head must be complete within header_timeout of the
@@ -1021,6 +1036,34 @@ void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
       self->close();  // keepalive_timeout: close silently
       return;
   }
+}
+
+void DownstreamConn::linger() {
+  if (closing_ || lingering_) return;
+  lingering_ = true;
+  if (upstream_) {
+    upstream_->abort();
+    upstream_ = nullptr;
+  }
+  // Closing a socket with unread input makes the kernel send a reset, which
+  // can destroy the reply before the client reads it: send FIN, drain what
+  // the client still sends, and close on its EOF or after kLingerTime.
+  auto* req = new uv_shutdown_t;
+  req->data = this;
+  if (uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&tcp_), on_shutdown) != 0) {
+    delete req;
+    close();
+    return;
+  }
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  if (!reading_) reading_ = uv_read_start(stream, on_alloc, on_read) == 0;
+  arm_timer(kLingerTime);
+}
+
+void DownstreamConn::on_shutdown(uv_shutdown_t* req, int status) noexcept {
+  auto* self = static_cast<DownstreamConn*>(req->data);
+  delete req;
+  if (status != 0 && status != UV_ECANCELED && !self->closing_) self->close();
 }
 
 void DownstreamConn::close() {
