@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "config_test_support.h"
 #include "sluice/config.h"
 
 using namespace std::chrono_literals;
@@ -21,73 +22,9 @@ namespace fs = std::filesystem;
 using config::LoadResult;
 using config::Severity;
 
+using namespace sluice::config::testing;
+
 namespace {
-
-constexpr auto npos = std::string::npos;
-
-// A config file in a directory that does not exist: relative paths resolve
-// against /nonexistent/sluice, and no file there can be found.
-constexpr const char* kFile = "/nonexistent/sluice/sluice.toml";
-
-LoadResult load(std::string_view toml) { return config::load_string(toml, kFile); }
-
-// The messages of every diagnostic of `severity` at line:col, one per line;
-// "" when there is none, so `find` on it fails the check.
-std::string find_diag(const LoadResult& r, uint32_t line, uint32_t col,
-                      Severity severity = Severity::error) {
-  std::string out;
-  for (const config::Diagnostic& d : r.diagnostics) {
-    if (d.pos.line == line && d.pos.column == col && d.severity == severity) {
-      out += d.message + "\n";
-    }
-  }
-  return out;
-}
-
-size_t count(const LoadResult& r, Severity severity) {
-  size_t n = 0;
-  for (const config::Diagnostic& d : r.diagnostics) n += d.severity == severity ? 1 : 0;
-  return n;
-}
-
-// Everything reported, for INFO() when a check fails.
-std::string dump(const LoadResult& r) {
-  std::string out;
-  for (const config::Diagnostic& d : r.diagnostics) {
-    out += config::format_diagnostic("sluice.toml", d) + "\n";
-  }
-  return out;
-}
-
-// A fresh directory under the system temp dir, removed with everything in it
-// when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "sluice-load-test-XXXXXX").string();
-    const char* made = ::mkdtemp(tmpl.data());
-    REQUIRE(made != nullptr);
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-  // Creates `name` (and its directories) with a little content.
-  void touch(const std::string& name) const {
-    fs::create_directories((path_ / name).parent_path());
-    std::ofstream(path_ / name) << "-----BEGIN PLACEHOLDER-----\n";
-  }
-
- private:
-  fs::path path_;
-};
 
 // The smallest valid route, for configs about other tables.
 constexpr std::string_view kHealthRoute = R"(

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "config_test_support.h"
 #include "sluice/config.h"
 
 namespace config = sluice::config;
@@ -18,64 +19,17 @@ namespace fs = std::filesystem;
 using config::LoadResult;
 using config::Severity;
 
+using namespace sluice::config::testing;
+
 namespace {
 
-constexpr auto npos = std::string::npos;
-constexpr const char* kFile = "/nonexistent/sluice/sluice.toml";
-
-LoadResult load(std::string_view toml) { return config::load_string(toml, kFile); }
-
-// The messages of every diagnostic of `severity` at line:col, one per line;
-// "" when there is none, so `find` on it fails the check.
-std::string find_diag(const LoadResult& r, uint32_t line, uint32_t col,
-                      Severity severity = Severity::error) {
-  std::string out;
-  for (const config::Diagnostic& d : r.diagnostics) {
-    if (d.pos.line == line && d.pos.column == col && d.severity == severity) {
-      out += d.message + "\n";
-    }
-  }
-  return out;
-}
-
-size_t count(const LoadResult& r, Severity severity) {
-  size_t n = 0;
-  for (const config::Diagnostic& d : r.diagnostics) n += d.severity == severity ? 1 : 0;
-  return n;
-}
-
-std::string dump(const LoadResult& r) {
-  std::string out;
-  for (const config::Diagnostic& d : r.diagnostics) {
-    out += config::format_diagnostic("sluice.toml", d) + "\n";
-  }
-  return out;
-}
-
 // A fresh directory holding c.pem and k.pem, removed when the test ends.
-class CertDir {
+class CertDir : public TempDir {
  public:
   CertDir() {
-    std::string tmpl = (fs::temp_directory_path() / "sluice-validate-test-XXXXXX").string();
-    const char* made = ::mkdtemp(tmpl.data());
-    REQUIRE(made != nullptr);
-    path_ = made;
-    std::ofstream(path_ / "c.pem") << "cert\n";
-    std::ofstream(path_ / "k.pem") << "key\n";
+    touch("c.pem");
+    touch("k.pem");
   }
-  ~CertDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  CertDir(const CertDir&) = delete;
-  CertDir& operator=(const CertDir&) = delete;
-
-  LoadResult load(std::string_view toml) const {
-    return config::load_string(toml, (path_ / "sluice.toml").string());
-  }
-
- private:
-  fs::path path_;
 };
 
 }  // namespace
