@@ -164,7 +164,9 @@ class DownstreamConn {
   };
 
   void start();
+  void feed(const char* data, size_t len);  // client bytes, from on_read
   void parse(const char* data, size_t len);
+  void drain_resumes();
   void handle_head();
   void handle_message_complete();
   void resume_parser();
@@ -218,6 +220,8 @@ class DownstreamConn {
   bool close_after_write_ = false;
   bool lingering_ = false;
   bool parser_paused_ = false;
+  bool parsing_ = false;         // inside parse(): resumes are deferred to drain_resumes()
+  bool resume_pending_ = false;
   bool invalid_header_name_ = false;  // set by the parser callback; the connection closes
   std::string pending_;  // client bytes received while the parser is paused
 

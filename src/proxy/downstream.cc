@@ -174,7 +174,7 @@ void DownstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*
     self->close();
     return;
   }
-  self->parse(buf->base, static_cast<size_t>(nread));
+  self->feed(buf->base, static_cast<size_t>(nread));
 }
 
 void DownstreamConn::parse(const char* data, size_t len) {
@@ -251,14 +251,35 @@ void DownstreamConn::parse(const char* data, size_t len) {
                                          : llhttp_get_error_reason(&parser_));
 }
 
+void DownstreamConn::feed(const char* data, size_t len) {
+  parsing_ = true;
+  parse(data, len);
+  parsing_ = false;
+  drain_resumes();
+}
+
 void DownstreamConn::resume_parser() {
   if (closing_ || !parser_paused_) return;
-  llhttp_resume(&parser_);
-  parser_paused_ = false;
-  std::string input = std::move(pending_);
-  pending_.clear();
-  // An empty feed still lets llhttp finish a body-less message.
-  parse(input.data(), input.size());
+  resume_pending_ = true;
+  // Called from inside parse() (a local reply finishing a pipelined request):
+  // the loop in drain_resumes() takes it from here, so that a buffer of
+  // pipelined requests is worked through iteratively, not by recursion.
+  if (!parsing_) drain_resumes();
+}
+
+void DownstreamConn::drain_resumes() {
+  while (resume_pending_ && parser_paused_ && !closing_) {
+    resume_pending_ = false;
+    llhttp_resume(&parser_);
+    parser_paused_ = false;
+    std::string input = std::move(pending_);
+    pending_.clear();
+    // An empty feed still lets llhttp finish a body-less message.
+    parsing_ = true;
+    parse(input.data(), input.size());
+    parsing_ = false;
+  }
+  resume_pending_ = false;
 }
 
 int DownstreamConn::on_message_begin(llhttp_t* p) noexcept {

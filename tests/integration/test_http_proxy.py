@@ -388,6 +388,18 @@ def test_pipelined_requests_split_at_every_few_bytes(app):
         check_pipeline(c)
 
 
+def test_regression_a_buffer_of_pipelined_local_replies_is_answered_without_recursion(app):
+    # 1,700 pipelined requests answered by sluice itself used to recurse once
+    # per request and overflow the worker's stack (found under ASan).
+    req = b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"
+    n = 60000 // len(req)
+    with Conn(app.port) as c:
+        c.send(req * n)
+        for _ in range(n):
+            assert c.read_response().body == b"ok\n"
+    assert app.alive()
+
+
 # ---- bodies: chunked, streamed, large ----------------------------------------------------
 
 def test_chunked_request_body(app):
