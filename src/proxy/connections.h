@@ -150,6 +150,9 @@ class DownstreamConn {
  private:
   // Ends the connection gracefully after the last reply: FIN, then drain.
   void linger();
+  // True (and the timer re-armed) when queued response bytes moved within
+  // `limit`: the client is slow, not gone.
+  bool write_stalled_for(base::Duration limit);
   static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
 
   DownstreamConn(WorkerContext& ctx);
@@ -254,6 +257,7 @@ class DownstreamConn {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point last_write_progress_;
 
   // Realtime: WebSocket upgrade, tunnel and affinity.
   bool websocket_ = false;  // an allowed upgrade was forwarded

@@ -154,6 +154,12 @@ void DownstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*
     if (nread < 0) self->close();  // the client has seen our FIN and closed too
     return;                        // what it still sends is dropped
   }
+  if (self->close_after_write_ && self->phase_ != Phase::tunnel) {
+    // A final reply is queued: further input cannot matter, and an EOF (a
+    // half-close) must not cancel the reply. Errors end it.
+    if (nread < 0 && nread != UV_EOF) self->close();
+    return;
+  }
   if (self->phase_ == Phase::tunnel) {
     if (nread < 0) {
       // The client left: the upstream hears 1001 (going away), if it can.
@@ -575,6 +581,7 @@ void DownstreamConn::on_upstream_detached(UpstreamConn* conn) {
 
 void DownstreamConn::handle_message_complete() {
   if (phase_ == Phase::proxying) {
+    uv_timer_stop(&timer_);  // the body is in: no more waiting on the client's bytes
     if (upstream_ && upstream_->connected()) {
       UpstreamConn* conn = upstream_;
       if (!to_upstream_.empty()) {
@@ -622,12 +629,12 @@ std::string DownstreamConn::upstream_detail(std::string_view cause) const {
 int DownstreamConn::on_response_head(const http::MessageHead& response, uint64_t content_length,
                                      bool chunked, bool upstream_keep_alive) {
   (void)upstream_keep_alive;
-  response_started_ = true;
-  status_ = response.status;
   if (response.status == 101 && !websocket_) {
-    // A switch nobody asked for cannot be relayed as HTTP.
+    // A switch nobody asked for cannot be relayed as HTTP: 502 bad response.
     return -1;
   }
+  response_started_ = true;
+  status_ = response.status;
   bool no_body = head_.method() == "HEAD" || response.status == 204 || response.status == 304 ||
                  response.status == 101;
   std::string cookie;
@@ -823,6 +830,11 @@ void DownstreamConn::reply_local(std::string bytes, int status,
     close_after_write_ = true;
   }
   send(std::move(bytes));
+  if (!closing_ && !lingering_ && writes_in_flight_ > 0) {
+    // A client that never reads its reply must not hold the connection.
+    last_write_progress_ = std::chrono::steady_clock::now();
+    arm_timer(snapshot_->config->server.keepalive_timeout);
+  }
   if (closing_ || lingering_ || !keep_alive_) return;
   // Keep-alive: the body-less request ends once the parser reaches its end.
   if (message_done_) {
@@ -956,13 +968,14 @@ void DownstreamConn::end_tunnel(std::optional<uint16_t> client_code,
       !from_upstream_.close_code() && !from_client_.close_code()) {
     send(tunnel::close_frame(*client_code, *client_code == 1011 ? "upstream went away" : "going away"));
   }
-  if (upstream_) {
-    if (upstream_code && from_client_.valid() && from_client_.at_boundary() &&
-        !from_client_.close_code() && !from_upstream_.close_code()) {
-      upstream_->send(tunnel::close_frame(*upstream_code, "going away", true,
-                                          static_cast<uint32_t>(ctx_.rng()())));
-    }
-    UpstreamConn* conn = upstream_;
+  if (upstream_ && upstream_code && from_client_.valid() && from_client_.at_boundary() &&
+      !from_client_.close_code() && !from_upstream_.close_code()) {
+    // The send may fail and detach the upstream: read upstream_ again after.
+    upstream_->send(tunnel::close_frame(*upstream_code, "going away", true,
+                                        static_cast<uint32_t>(ctx_.rng()())));
+  }
+  if (closing_ || close_after_write_) return;  // the failed send ended the exchange
+  if (UpstreamConn* conn = upstream_) {
     upstream_ = nullptr;
     conn->abort();
   }
@@ -987,8 +1000,15 @@ void DownstreamConn::send(std::string data) {
     linger();
     return;
   }
-  // Backpressure: a slow client stops the upstream from filling memory.
-  if (upstream_ && uv_stream_get_write_queue_size(stream) > kHighWater) upstream_->pause_reading();
+  // Backpressure: a slow client stops the upstream from filling memory, and
+  // a client that stops reading altogether is given read_timeout to resume.
+  if (upstream_ && uv_stream_get_write_queue_size(stream) > kHighWater) {
+    upstream_->pause_reading();
+    if (phase_ == Phase::proxying && route_ && message_done_) {
+      last_write_progress_ = std::chrono::steady_clock::now();
+      arm_timer(route_->read_timeout);
+    }
+  }
 }
 
 void DownstreamConn::on_write(uv_write_t* req, int status) noexcept {
@@ -1006,8 +1026,10 @@ void DownstreamConn::on_write(uv_write_t* req, int status) noexcept {
     self->linger();
     return;
   }
+  self->last_write_progress_ = std::chrono::steady_clock::now();
   if (self->upstream_ && uv_stream_get_write_queue_size(stream) < kLowWater) {
     self->upstream_->resume_reading();
+    if (self->phase_ == Phase::proxying && self->message_done_) uv_timer_stop(&self->timer_);
   }
 }
 
@@ -1035,7 +1057,9 @@ void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
                             base::format_duration(self->snapshot_->config->server.header_timeout));
       return;
     case Phase::proxying:
-      // The client stopped sending its body for a whole read_timeout.
+      if (self->message_done_ && self->write_stalled_for(self->route_->read_timeout)) return;
+      // The client stopped sending its body, or stopped reading the
+      // response, for a whole read_timeout.
       if (!self->response_started_) self->status_ = 408;
       self->log_exchange();
       self->close();
@@ -1054,7 +1078,10 @@ void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
     }
     case Phase::idle:
     case Phase::local:
-      self->close();  // keepalive_timeout: close silently
+      // keepalive_timeout: close silently, but not over a response the
+      // client is still reading.
+      if (self->write_stalled_for(self->snapshot_->config->server.keepalive_timeout)) return;
+      self->close();
       return;
   }
 }
@@ -1085,6 +1112,15 @@ void DownstreamConn::on_shutdown(uv_shutdown_t* req, int status) noexcept {
   auto* self = static_cast<DownstreamConn*>(req->data);
   delete req;
   if (status != 0 && status != UV_ECANCELED && !self->closing_) self->close();
+}
+
+bool DownstreamConn::write_stalled_for(base::Duration limit) {
+  if (writes_in_flight_ == 0) return false;
+  auto quiet = std::chrono::duration_cast<base::Duration>(std::chrono::steady_clock::now() -
+                                                          last_write_progress_);
+  if (quiet >= limit) return false;
+  arm_timer(limit - quiet);  // the client is reading: wait for it
+  return true;
 }
 
 void DownstreamConn::close() {

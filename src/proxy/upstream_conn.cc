@@ -296,7 +296,8 @@ int UpstreamConn::on_headers_complete(llhttp_t* p) noexcept {
   uint64_t length = has_length ? p->content_length : UINT64_MAX;
   int rc = self->owner_->on_response_head(self->response_, length, chunked,
                                           llhttp_should_keep_alive(p) != 0);
-  return self->head_request_ ? 1 : rc;
+  if (rc != 0) return rc;  // refused (an unsolicited 101): never skip into a tunnel
+  return self->head_request_ ? 1 : 0;
 }
 
 int UpstreamConn::on_body(llhttp_t* p, const char* at, size_t len) noexcept {

@@ -555,6 +555,20 @@ def test_slow_upstream_gets_504_read_timeout(backend, sluice_proc):
     assert get(s.port, "/slow?ms=10").body == b"slow\n"          # a fast answer on the same route is fine
 
 
+def test_regression_body_read_in_parts_does_not_leave_a_client_timer_running(backend, sluice_proc):
+    # The client-body timer was re-armed per body read and never stopped when
+    # the body ended: it cut a streaming response read_timeout later.
+    b = backend()
+    s = sluice_proc(upstream(b.port) + route("all", "/", extra='read_timeout = "1s"'))
+    with Conn(s.port) as c:
+        c.send(b"POST /chunked?n=40&size=3 HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n12345")
+        time.sleep(0.2)
+        c.send(b"67890")
+        r = c.read_response()
+    assert r.status == 200
+    assert len(r.body) == 40 * 3  # two seconds of chunks, all of them
+
+
 def test_read_timeout_is_silence_between_bytes_not_total_time(backend, sluice_proc):
     b = backend()
     s = sluice_proc(upstream(b.port) + route("stream", "/", extra='read_timeout = "2s"'))
