@@ -16,6 +16,7 @@ path:
   /slow?ms=N             answers "slow\\n" after N ms
   /close-mid             promises 1000 bytes, sends 10, closes
   /garbage               answers something that is not HTTP
+  /switch                answers 101 Switching Protocols unasked, then raw bytes
   /reset                 reads the request and resets the connection, no answer
   /close-early           reads the request and closes the connection, no answer
   /status/NNN            an empty answer with that status
@@ -244,6 +245,12 @@ async def handle(reader, writer):
                         writer.write(b"0\r\n\r\n")
             elif path == "/close-mid":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+                await writer.drain()
+                return
+            elif path == "/switch":
+                # 101 to a request that asked for no upgrade, then raw bytes.
+                writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\n\r\nRAW BYTES AFTER A 101")
                 await writer.drain()
                 return
             elif path == "/garbage":

@@ -609,6 +609,17 @@ def test_connect_timeout_is_504(blackhole, sluice_proc):
     assert "hole" in text and f"127.0.0.1:{blackhole}" in text and "connect" in text
 
 
+def test_regression_an_unsolicited_101_is_a_502_never_a_tunnel(app):
+    # A HEAD answered with 101 used to become a raw tunnel on an http route,
+    # and a GET got a bare close instead of a 502.
+    for method in ("GET", "HEAD"):
+        with Conn(app.port) as c:
+            c.send(f"{method} /switch HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            r = c.read_response(method)
+        assert r.status == 502, method
+        assert r.get("sluice-error") == "upstream_bad_response"
+
+
 def test_upstream_garbage_is_502_bad_response(app):
     assert_sluice_error(get(app.port, "/garbage"), 502, "upstream_bad_response")
     assert get(app.port, "/healthz").body == b"ok\n"
