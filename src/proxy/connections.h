@@ -188,6 +188,8 @@ class DownstreamConn {
   void tunnel_from_client(std::string_view data);
   void end_tunnel(std::optional<uint16_t> client_code, std::optional<uint16_t> upstream_code);
   std::optional<size_t> affinity_slot(UpstreamState& up);
+  // The Set-Cookie line of cookie affinity for this response, or "".
+  std::string affinity_cookie() const;
   void finish_handshake_rewrite();
   bool request_has_body() const;
   std::string upstream_detail(std::string_view cause) const;

@@ -637,10 +637,7 @@ int DownstreamConn::on_response_head(const http::MessageHead& response, uint64_t
   status_ = response.status;
   bool no_body = head_.method() == "HEAD" || response.status == 204 || response.status == 304 ||
                  response.status == 101;
-  std::string cookie;
-  if (set_cookie_) {
-    cookie = "Set-Cookie: sluice_affinity=" + affinity_token_ + "; Path=/; HttpOnly\r\n";
-  }
+  std::string cookie = affinity_cookie();
   http::ResponseInfo info;
   info.request_id = request_id_;
   info.extra_headers = cookie;
@@ -687,8 +684,7 @@ int DownstreamConn::on_response_head(const http::MessageHead& response, uint64_t
 void DownstreamConn::finish_handshake_rewrite() {
   rewrite_handshake_ = false;
   std::optional<std::string> body = upstream::rewrite_handshake(handshake_body_, affinity_token_);
-  std::string cookie;
-  if (set_cookie_) cookie = "Set-Cookie: sluice_affinity=" + affinity_token_ + "; Path=/; HttpOnly\r\n";
+  std::string cookie = affinity_cookie();
   http::ResponseInfo info;
   info.request_id = request_id_;
   info.extra_headers = cookie;
@@ -698,6 +694,11 @@ void DownstreamConn::finish_handshake_rewrite() {
   http::append_client_response(to_client_, upstream_->response(), info);
   to_client_.append(body ? *body : handshake_body_);
   handshake_body_.clear();
+}
+
+std::string DownstreamConn::affinity_cookie() const {
+  if (!set_cookie_) return {};
+  return "Set-Cookie: sluice_affinity=" + affinity_token_ + "; Path=/; HttpOnly\r\n";
 }
 
 std::optional<size_t> DownstreamConn::affinity_slot(UpstreamState& up) {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "config_test_support.h"
 #include "sluice/config.h"
 
 using namespace sluice;
@@ -14,24 +15,15 @@ using config::Severity;
 
 namespace {
 
+// Relative paths in these configs resolve against /cfg (messages name them).
 config::LoadResult load(std::string_view toml) { return config::load_string(toml, "/cfg/sluice.toml"); }
 
 // The diagnostic at line:col with `severity` whose message contains `text`.
 bool has(const config::LoadResult& r, uint32_t line, uint32_t col, Severity severity, std::string_view text) {
-  for (const auto& d : r.diagnostics) {
-    if (d.pos.line == line && d.pos.column == col && d.severity == severity &&
-        d.message.find(text) != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
+  return config::testing::find_diag(r, line, col, severity).find(text) != std::string::npos;
 }
 
-std::string dump(const config::LoadResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += config::format_diagnostic("f", d) + "\n";
-  return out;
-}
+using config::testing::dump;
 
 constexpr std::string_view kUpstream = R"(
 [upstream.api]
