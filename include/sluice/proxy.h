@@ -18,6 +18,7 @@
 #include "sluice/config.h"
 #include "sluice/log.h"
 #include "sluice/router.h"
+#include "sluice/tls.h"
 #include "sluice/upstream.h"
 
 namespace sluice::proxy {
@@ -38,12 +39,20 @@ struct Snapshot {
   // over: IP servers as written, dns: servers as resolved when the snapshot
   // was made.
   std::vector<std::vector<Address>> addresses;
+  // Parallel to config->listeners: the certificates of TLS listeners (null
+  // for plain ones). Built with the snapshot, so a reload renews them.
+  std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
+  // Parallel to config->upstreams: how to connect to TLS upstreams.
+  std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls;
 };
 
 // Builds a snapshot; resolves dns: servers with blocking getaddrinfo, so call
 // it from the control plane only. A name that resolves to nothing leaves its
 // upstream without addresses (requests get 502 upstream_unresolved).
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config);
+// Certificates that cannot be loaded are reported in `problems` (with the
+// position of their entry) and make the result null.
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
+                                              std::vector<config::Diagnostic>& problems);
 
 class UpstreamConn;
 class DownstreamConn;
@@ -74,6 +83,15 @@ inline constexpr base::Duration kLingerTime{2000};
 // An idle pooled upstream connection is closed after this long.
 inline constexpr auto kUpstreamIdleTimeout = std::chrono::seconds(60);
 
+// TLS events of one worker's listeners, for the operator (and metrics).
+struct TlsCounters {
+  uint64_t handshakes = 0;          // completed
+  uint64_t resumed = 0;             // of which by session ticket
+  uint64_t handshake_failures = 0;  // protocol errors, unknown CA alerts, ...
+  uint64_t handshake_timeouts = 0;  // no complete handshake within header_timeout
+  uint64_t plain_http = 0;          // plain HTTP sent to a TLS port
+};
+
 // State shared by every connection of one worker.
 class WorkerContext {
  public:
@@ -84,7 +102,7 @@ class WorkerContext {
   ~WorkerContext();
 
   // Accepts one client from `listener` (on its connection callback).
-  void accept(uv_stream_t* listener, bool tls);
+  void accept(uv_stream_t* listener, size_t listener_index);
 
   // Closes every connection; the loop ends once their close callbacks ran.
   void shutdown();
@@ -101,6 +119,13 @@ class WorkerContext {
   std::mt19937_64& rng() { return rng_; }
   std::atomic<uint32_t>& connections() { return connections_; }
   bool shutting_down() const { return shutting_down_; }
+  TlsCounters& tls_counters() { return tls_counters_; }
+  // Decrypted bytes of the read being handled (one read at a time per loop).
+  std::string& tls_plain() { return tls_plain_; }
+  // Logs a TLS problem of one client to stderr, at most one line a second
+  // per worker (a scan of the port must not flood the log); the lines held
+  // back are counted in the next one.
+  void log_tls_problem(const std::string& line);
 
   // Connection registries, for shutdown only.
   std::unordered_set<DownstreamConn*> downstreams;
@@ -120,6 +145,10 @@ class WorkerContext {
   std::mt19937_64 rng_;
   std::atomic<uint32_t>& connections_;
   bool shutting_down_ = false;
+  TlsCounters tls_counters_;
+  std::string tls_plain_;
+  uint64_t tls_log_last_ms_ = 0;
+  uint64_t tls_log_held_ = 0;
 };
 
 }  // namespace sluice::proxy

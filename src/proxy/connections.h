@@ -17,6 +17,7 @@
 #include "sluice/base.h"
 #include "sluice/http.h"
 #include "sluice/proxy.h"
+#include "sluice/tls.h"
 #include "sluice/tunnel.h"
 
 namespace sluice::proxy {
@@ -94,6 +95,11 @@ class UpstreamConn {
   static const llhttp_settings_t kSettings;
 
   void handle_input(const char* data, size_t len);
+  // Bytes from the server (decrypted for TLS upstreams), or an end.
+  void on_input(const char* data, ssize_t nread);
+  void start_tls(std::shared_ptr<const tls::ClientContext> tls);
+  void receive_tls(const char* data, size_t len);
+  void send_wire(std::string data);
 
   WorkerContext& ctx_;
   size_t upstream_;
@@ -119,11 +125,13 @@ class UpstreamConn {
   bool in_pool_ = false;
   bool request_sent_ = false;
   bool tunnel_ = false;  // after a 101: raw bytes, never pooled
+  bool handshaking_ = false;  // TCP is up, the TLS handshake is not done
+  std::unique_ptr<tls::Session> tls_;
 };
 
 class DownstreamConn {
  public:
-  static void accept(WorkerContext& ctx, uv_stream_t* listener, bool tls);
+  static void accept(WorkerContext& ctx, uv_stream_t* listener, size_t listener_index);
   DownstreamConn(const DownstreamConn&) = delete;
   DownstreamConn& operator=(const DownstreamConn&) = delete;
 
@@ -167,7 +175,11 @@ class DownstreamConn {
   };
 
   void start();
-  void feed(const char* data, size_t len);  // client bytes, from on_read
+  // Client bytes (decrypted on TLS listeners), or an end (nread < 0).
+  void on_input(const char* data, ssize_t nread);
+  // Ciphertext from a TLS client: decrypt, answer handshakes, pass on.
+  void receive_tls(const char* data, size_t len);
+  void feed(const char* data, size_t len);  // client bytes, from on_input
   void parse(const char* data, size_t len);
   void drain_resumes();
   void handle_head();
@@ -178,6 +190,7 @@ class DownstreamConn {
   void start_upstream(std::optional<size_t> exclude);
   void begin_forwarding();
   void send(std::string data);
+  void send_wire(std::string data);  // bytes as they go on the socket
   void reply_local(std::string bytes, int status, std::optional<base::ErrorCode> error,
                    bool keep_alive);
   void reply_error(base::ErrorCode code, std::string detail);
@@ -217,7 +230,8 @@ class DownstreamConn {
   llhttp_t parser_;
   std::string client_ip_;
   uint64_t client_hash_ = 0;
-  bool tls_ = false;
+  bool tls_ = false;  // accepted on a TLS listener
+  std::unique_ptr<tls::Session> tls_session_;
   int pending_closes_ = 0;
   size_t writes_in_flight_ = 0;
   bool closing_ = false;

@@ -92,13 +92,20 @@ DownstreamConn::~DownstreamConn() {
   ctx_.connections().fetch_sub(1, std::memory_order_relaxed);
 }
 
-void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, bool tls) {
+void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, size_t listener_index) {
   auto* conn = new DownstreamConn(ctx);
   if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp_)) != 0) {
     conn->close();
     return;
   }
-  conn->tls_ = tls;
+  if (const auto& certs = conn->snapshot_->listener_tls[listener_index]) {
+    conn->tls_ = true;
+    conn->tls_session_ = tls::Session::accept(certs);
+    if (!conn->tls_session_) {
+      conn->close();
+      return;
+    }
+  }
   conn->start();
 }
 
@@ -108,6 +115,11 @@ void DownstreamConn::start() {
   client_hash_ = upstream::stable_hash(client_ip_);
   const config::ServerSettings& server = snapshot_->config->server;
   if (ctx_.connections().load(std::memory_order_relaxed) > server.max_connections) {
+    if (tls_) {
+      // The 503 would cost a whole handshake: refuse the cheap way.
+      close();
+      return;
+    }
     request_id_ = http::make_request_id(ctx_.rng()(), ctx_.rng()());
     keep_alive_ = false;
     error_ = base::ErrorCode::over_capacity;
@@ -154,33 +166,78 @@ void DownstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*
     if (nread < 0) self->close();  // the client has seen our FIN and closed too
     return;                        // what it still sends is dropped
   }
-  if (self->close_after_write_ && self->phase_ != Phase::tunnel) {
-    // A final reply is queued: further input cannot matter, and an EOF (a
-    // half-close) must not cancel the reply. Errors end it.
-    if (nread < 0 && nread != UV_EOF) self->close();
+  if (self->tls_session_ && nread > 0) {
+    self->receive_tls(buf->base, static_cast<size_t>(nread));
     return;
   }
-  if (self->phase_ == Phase::tunnel) {
+  self->on_input(buf->base, nread);
+}
+
+void DownstreamConn::receive_tls(const char* data, size_t len) {
+  tls::Session& tls = *tls_session_;
+  if (!tls.started() && tls::looks_like_plain_http({data, len})) {
+    ctx_.tls_counters().plain_http++;
+    ctx_.log_tls_problem("plain HTTP from " + client_ip_ + " on a TLS port");
+    tls_session_.reset();  // the answer goes out in plain text
+    keep_alive_ = false;
+    reply_error(base::ErrorCode::bad_request,
+                "plain HTTP request sent to a TLS port: use https://");
+    return;
+  }
+  bool was_done = tls.handshake_done();
+  std::string& plain = ctx_.tls_plain();
+  plain.clear();
+  std::string wire;
+  tls::Session::Status status = tls.receive(data, len, plain, wire);
+  send_wire(std::move(wire));  // handshake messages, tickets, alerts
+  if (closing_) return;
+  if (status == tls::Session::Status::failed) {
+    if (!was_done) {
+      ctx_.tls_counters().handshake_failures++;
+      ctx_.log_tls_problem("handshake with " + client_ip_ + " failed: " + tls.error());
+    }
+    // The alert (if any) is queued; after a failed handshake nothing else can be said.
+    close_after_write_ = true;
+    if (writes_in_flight_ == 0) close();
+    return;
+  }
+  if (!was_done && tls.handshake_done()) {
+    ctx_.tls_counters().handshakes++;
+    if (tls.resumed()) ctx_.tls_counters().resumed++;
+  }
+  // `plain` is the worker's buffer: it holds until the next read is handled.
+  if (!plain.empty()) on_input(plain.data(), static_cast<ssize_t>(plain.size()));
+  if (status == tls::Session::Status::closed && !closing_) on_input(nullptr, UV_EOF);
+}
+
+void DownstreamConn::on_input(const char* data, ssize_t nread) {
+  if (close_after_write_ && phase_ != Phase::tunnel) {
+    // A final reply is queued: further input cannot matter, and an EOF (a
+    // half-close) must not cancel the reply. Errors end it.
+    if (nread < 0 && nread != UV_EOF) close();
+    return;
+  }
+  if (phase_ == Phase::tunnel) {
     if (nread < 0) {
       // The client left: the upstream hears 1001 (going away), if it can.
-      self->end_tunnel(std::nullopt, uint16_t{1001});
+      end_tunnel(std::nullopt, uint16_t{1001});
       return;
     }
-    self->tunnel_from_client({buf->base, static_cast<size_t>(nread)});
+    tunnel_from_client({data, static_cast<size_t>(nread)});
     return;
   }
   if (nread < 0) {
     // The client went away. A request in flight is abandoned: its upstream
     // connection cannot be reused, so it is closed too.
-    if (self->phase_ == Phase::proxying && !self->response_done_) {
-      if (!self->response_started_) self->status_ = 499;
-      self->error_.reset();
-      self->log_exchange();
+    if (phase_ == Phase::proxying && !response_done_) {
+      if (!response_started_) status_ = 499;
+      error_.reset();
+      log_exchange();
     }
-    self->close();
+    close();
     return;
   }
-  self->feed(buf->base, static_cast<size_t>(nread));
+  feed(data, static_cast<size_t>(nread));
 }
 
 void DownstreamConn::parse(const char* data, size_t len) {
@@ -991,6 +1048,20 @@ void DownstreamConn::end_tunnel(std::optional<uint16_t> client_code,
 void DownstreamConn::send(std::string data) {
   if (closing_ || data.empty()) return;
   bytes_out_ += data.size();
+  if (tls_session_) {
+    std::string wire;
+    wire.reserve(data.size() + data.size() / 256 + 64);  // record headers and tags
+    if (tls_session_->send(data, wire) == tls::Session::Status::failed) {
+      close();
+      return;
+    }
+    data = std::move(wire);
+  }
+  send_wire(std::move(data));
+}
+
+void DownstreamConn::send_wire(std::string data) {
+  if (closing_ || data.empty()) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
   if (write_or_queue(stream, std::move(data), this, on_write, writes_in_flight_) != 0) {
     close();
@@ -1050,6 +1121,15 @@ void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
   }
   switch (self->phase_) {
     case Phase::head:
+      if (self->tls_session_ && !self->tls_session_->handshake_done()) {
+        // Nothing can be said to a client that never finished its handshake.
+        self->ctx_.tls_counters().handshake_timeouts++;
+        self->ctx_.log_tls_problem("no complete handshake from " + self->client_ip_ + " within " +
+                                   base::format_duration(
+                                       self->snapshot_->config->server.header_timeout));
+        self->close();
+        return;
+      }
       // SPEC.md: the head must be complete within header_timeout of the
       // connection's accept or of the request's first byte, else 408.
       self->keep_alive_ = false;
@@ -1097,6 +1177,15 @@ void DownstreamConn::linger() {
   // Closing a socket with unread input makes the kernel send a reset, which
   // can destroy the reply before the client reads it: send FIN, drain what
   // the client still sends, and close on its EOF or after kLingerTime.
+  if (tls_session_) {
+    // close_notify first: the client can tell a complete reply from a cut one.
+    std::string wire;
+    tls_session_->shutdown(wire);
+    if (!wire.empty()) {
+      write_or_queue(reinterpret_cast<uv_stream_t*>(&tcp_), std::move(wire), this, on_write,
+                     writes_in_flight_);
+    }
+  }
   auto* req = new uv_shutdown_t;
   req->data = this;
   if (uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&tcp_), on_shutdown) != 0) {

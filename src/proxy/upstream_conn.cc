@@ -95,13 +95,80 @@ void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
     self->fail(code, status == UV_ECONNREFUSED ? "connection refused" : uv_strerror(status));
     return;
   }
-  self->connected_ = true;
   uv_tcp_nodelay(&self->tcp_, 1);
+  if (const auto& tls = self->ctx_.snapshot()->upstream_tls[self->upstream_]) {
+    self->start_tls(tls);
+    return;
+  }
+  self->connected_ = true;
   self->resume_reading();
   if (self->owner_) self->owner_->on_upstream_connected();
 }
 
+void UpstreamConn::start_tls(std::shared_ptr<const tls::ClientContext> tls) {
+  const UpstreamState& up = ctx_.upstream(upstream_);
+  const Snapshot::Address& addr = *up.servers[slot_].address;
+  // The name as written (a dns: name, or an IP) is what the certificate must show.
+  tls_ = tls::Session::connect(std::move(tls), up.config->servers[addr.server].address.host);
+  if (!tls_) {
+    fail(base::ErrorCode::upstream_tls, "cannot start TLS");
+    return;
+  }
+  handshaking_ = true;
+  // The handshake counts against connect_timeout: the connection is not
+  // usable before it ends.
+  timer_role_ = TimerRole::connect;
+  uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(up.config->connect_timeout.count()), 0);
+  std::string wire;
+  if (tls_->start(wire) == tls::Session::Status::failed) {
+    fail(base::ErrorCode::upstream_tls, "TLS handshake failed: " + tls_->error());
+    return;
+  }
+  send_wire(std::move(wire));
+  resume_reading();
+}
+
+void UpstreamConn::receive_tls(const char* data, size_t len) {
+  std::string& plain = ctx_.tls_plain();
+  plain.clear();
+  std::string wire;
+  tls::Session::Status status = tls_->receive(data, len, plain, wire);
+  send_wire(std::move(wire));
+  if (closing_) return;
+  if (status == tls::Session::Status::failed) {
+    fail(base::ErrorCode::upstream_tls,
+         (handshaking_ ? "TLS handshake failed: " : "TLS error: ") + tls_->error());
+    return;
+  }
+  if (handshaking_ && tls_->handshake_done()) {
+    handshaking_ = false;
+    connected_ = true;
+    uv_timer_stop(&timer_);
+    timer_role_ = TimerRole::none;
+    if (owner_) owner_->on_upstream_connected();
+    if (closing_) return;
+  }
+  // Session tickets and other records without data leave a pooled
+  // connection pooled; only bytes or an end make it unusable.
+  if (!plain.empty()) on_input(plain.data(), static_cast<ssize_t>(plain.size()));
+  if (status == tls::Session::Status::closed && !closing_) on_input(nullptr, UV_EOF);
+}
+
 void UpstreamConn::send(std::string data) {
+  if (closing_ || data.empty()) return;
+  if (tls_) {
+    std::string wire;
+    wire.reserve(data.size() + data.size() / 256 + 64);
+    if (tls_->send(data, wire) == tls::Session::Status::failed) {
+      fail(base::ErrorCode::upstream_tls, "TLS error: " + tls_->error());
+      return;
+    }
+    data = std::move(wire);
+  }
+  send_wire(std::move(data));
+}
+
+void UpstreamConn::send_wire(std::string data) {
   if (closing_ || data.empty()) return;
   int rc = write_or_queue(reinterpret_cast<uv_stream_t*>(&tcp_), std::move(data), this, on_write,
                           writes_in_flight_);
@@ -168,7 +235,7 @@ void UpstreamConn::pause_reading() {
 
 void UpstreamConn::resume_reading() {
   paused_ = false;
-  if (closing_ || reading_ || !connected_) return;
+  if (closing_ || reading_ || !(connected_ || handshaking_)) return;
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read) == 0) reading_ = true;
   if (timer_role_ == TimerRole::read && request_sent_ && !response_done_) arm_read_timer();
 }
@@ -182,45 +249,57 @@ void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept
 void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* self = static_cast<UpstreamConn*>(stream->data);
   if (nread == 0 || self->closing_) return;  // EAGAIN, not EOF
-  if (self->in_pool_) {
-    // An idle connection that speaks or ends is no longer reusable.
-    self->close();
+  if (self->tls_ && nread > 0) {
+    self->receive_tls(buf->base, static_cast<size_t>(nread));
     return;
   }
-  if (self->tunnel_) {
+  if (self->handshaking_) {
+    self->fail(base::ErrorCode::upstream_tls, "TLS handshake failed: the server closed the connection");
+    return;
+  }
+  self->on_input(buf->base, nread);
+}
+
+void UpstreamConn::on_input(const char* data, ssize_t nread) {
+  if (in_pool_) {
+    // An idle connection that speaks or ends is no longer reusable.
+    close();
+    return;
+  }
+  if (tunnel_) {
     // Raw bytes both ways; the owner decides what an end means.
-    DownstreamConn* owner = self->owner_;
+    DownstreamConn* owner = owner_;
     if (nread < 0) {
       std::string cause = nread == UV_EOF ? "closed" : uv_strerror(static_cast<int>(nread));
-      self->abort();
+      abort();
       if (owner) owner->on_tunnel_upstream_closed(cause);
       return;
     }
-    if (owner) owner->on_tunnel_upstream_data({buf->base, static_cast<size_t>(nread)});
+    if (owner) owner->on_tunnel_upstream_data({data, static_cast<size_t>(nread)});
     return;
   }
   if (nread < 0) {
-    if (nread == UV_EOF && self->response_started_ && !self->response_done_) {
+    if (nread == UV_EOF && response_started_ && !response_done_) {
       // Read-until-close bodies end here; anything else is a truncated body.
-      llhttp_finish(&self->parser_);
-      if (self->response_done_ && self->owner_) {
-        DownstreamConn* owner = self->owner_;
+      llhttp_finish(&parser_);
+      if (response_done_ && owner_) {
+        DownstreamConn* owner = owner_;
         owner->flush_to_client();
         owner->on_response_complete(false);  // releases (closes) this connection
         return;
       }
     }
-    if (self->response_done_) {
-      self->close();
+    if (response_done_) {
+      close();
       return;
     }
-    self->fail(base::ErrorCode::upstream_reset,
+    fail(base::ErrorCode::upstream_reset,
                nread == UV_EOF ? "closed the connection before the response was complete"
                                : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  if (self->timer_role_ == TimerRole::read && !self->response_done_) self->arm_read_timer();
-  self->handle_input(buf->base, static_cast<size_t>(nread));
+  if (timer_role_ == TimerRole::read && !response_done_) arm_read_timer();
+  handle_input(data, static_cast<size_t>(nread));
 }
 
 void UpstreamConn::handle_input(const char* data, size_t len) {
@@ -327,7 +406,11 @@ void UpstreamConn::on_timer(uv_timer_t* timer) noexcept {
   switch (role) {
     case TimerRole::connect: {
       const config::Upstream& cfg = *self->ctx_.upstream(self->upstream_).config;
-      if (self->connect_req_.data == nullptr) {
+      if (self->handshaking_) {
+        self->fail(base::ErrorCode::connect_timeout,
+                   "TLS handshake not complete within connect_timeout " +
+                       base::format_duration(cfg.connect_timeout));
+      } else if (self->connect_req_.data == nullptr) {
         self->fail(base::ErrorCode::upstream_refused, "cannot connect");
       } else {
         self->fail(base::ErrorCode::connect_timeout,

@@ -1,4 +1,5 @@
 #include <netdb.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -24,8 +25,31 @@ std::string address_text(const sockaddr_storage& ss) {
 
 }  // namespace
 
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config) {
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
+                                              std::vector<config::Diagnostic>& problems) {
   auto snap = std::make_shared<Snapshot>();
+  bool ok = true;
+  for (const config::Listener& l : config->listeners) {
+    std::shared_ptr<const tls::ServerContext> ctx;
+    if (l.tls) {
+      ctx = tls::ServerContext::load(*l.tls, problems);
+      ok = ok && ctx;
+    }
+    snap->listener_tls.push_back(std::move(ctx));
+  }
+  for (const config::Upstream& u : config->upstreams) {
+    std::shared_ptr<const tls::ClientContext> ctx;
+    if (u.tls) {
+      std::string error;
+      ctx = tls::ClientContext::load(*u.tls, error);
+      if (!ctx) {
+        problems.push_back({config::Severity::error, u.pos, "upstream '" + u.name + "': " + error});
+        ok = false;
+      }
+    }
+    snap->upstream_tls.push_back(std::move(ctx));
+  }
+  if (!ok) return nullptr;
   snap->config = config;
   snap->routes = std::make_unique<router::RouteTable>(config);
   for (const config::Upstream& u : config->upstreams) {
@@ -78,7 +102,25 @@ WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> sn
 
 WorkerContext::~WorkerContext() = default;
 
-void WorkerContext::accept(uv_stream_t* listener, bool tls) { DownstreamConn::accept(*this, listener, tls); }
+void WorkerContext::accept(uv_stream_t* listener, size_t listener_index) {
+  DownstreamConn::accept(*this, listener, listener_index);
+}
+
+void WorkerContext::log_tls_problem(const std::string& line) {
+  uint64_t now = uv_now(loop_);
+  if (tls_log_last_ms_ != 0 && now - tls_log_last_ms_ < 1000) {
+    ++tls_log_held_;
+    return;
+  }
+  tls_log_last_ms_ = now;
+  std::string out = "sluice: tls: " + line;
+  if (tls_log_held_ > 0) out += " (" + std::to_string(tls_log_held_) + " more since the last line)";
+  tls_log_held_ = 0;
+  out += "\n";
+  // One write(2) per line, so lines of several workers never interleave.
+  ssize_t ignored = ::write(2, out.data(), out.size());
+  (void)ignored;
+}
 
 void WorkerContext::schedule_pool_trim(size_t upstream, size_t slot) {
   if (over_cap_.empty()) uv_prepare_start(&trim_, on_prepare);

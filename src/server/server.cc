@@ -91,13 +91,6 @@ int run(std::shared_ptr<const config::Config> config) {
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
   const config::Config& cfg = *config;
-  for (const config::Listener& l : cfg.listeners) {
-    if (l.tls) {
-      std::cerr << "sluice: listener " << l.address
-                << ": TLS listeners are not implemented yet; refusing to serve it as plain HTTP\n";
-      return 1;
-    }
-  }
   size_t workers = cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::string error;
   int log_fd = log::open_access_log(cfg.server.access_log, error);
@@ -105,7 +98,12 @@ int run(std::shared_ptr<const config::Config> config) {
     std::cerr << "sluice: " << error << "\n";
     return 1;
   }
-  auto snapshot = proxy::make_snapshot(config);
+  std::vector<config::Diagnostic> problems;
+  auto snapshot = proxy::make_snapshot(config, problems);
+  for (const config::Diagnostic& d : problems) {
+    std::cerr << config::format_diagnostic(cfg.file, d) << "\n";
+  }
+  if (!snapshot) return 1;
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
     if (snapshot->addresses[i].empty()) {
       std::cerr << "sluice: warning: upstream '" << cfg.upstreams[i].name
@@ -115,7 +113,8 @@ int run(std::shared_ptr<const config::Config> config) {
 
   // One socket per listener per worker; a port 0 is fixed by the first bind.
   std::vector<std::vector<ListenFd>> per_worker(workers);
-  for (const config::Listener& l : cfg.listeners) {
+  for (size_t li = 0; li < cfg.listeners.size(); ++li) {
+    const config::Listener& l = cfg.listeners[li];
     base::HostPort bind = l.bind;
     for (size_t w = 0; w < workers; ++w) {
       int fd = open_listener(bind, error);
@@ -124,7 +123,7 @@ int run(std::shared_ptr<const config::Config> config) {
         return 1;
       }
       if (w == 0) bind.port = bound_port(fd);
-      per_worker[w].push_back({fd, l.tls.has_value()});
+      per_worker[w].push_back({fd, li});
     }
     std::cerr << "sluice: listening on " << bind.to_string() << " (" << (l.tls ? "https" : "http") << ")\n";
   }

@@ -13,7 +13,7 @@ Worker::Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<List
   ctx_ = std::make_unique<proxy::WorkerContext>(&loop_, std::move(snapshot), seed, connections, log_fd);
   for (const ListenFd& l : fds) {
     auto listener = std::make_unique<Listener>();
-    listener->tls = l.tls;
+    listener->index = l.listener;
     listener->worker = this;
     uv_tcp_init(&loop_, &listener->tcp);
     listener->tcp.data = listener.get();
@@ -48,7 +48,7 @@ void Worker::join() {
 void Worker::on_connection(uv_stream_t* server, int status) noexcept {
   auto* listener = static_cast<Listener*>(server->data);
   if (status < 0) return;  // EMFILE and friends: the next accept may succeed
-  listener->worker->ctx_->accept(server, listener->tls);
+  listener->worker->ctx_->accept(server, listener->index);
 }
 
 void Worker::on_stop(uv_async_t* async) noexcept {

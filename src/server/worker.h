@@ -16,7 +16,7 @@ namespace sluice::server {
 
 struct ListenFd {
   int fd = -1;
-  bool tls = false;
+  size_t listener = 0;  // index in the config's listeners
 };
 
 class Worker {
@@ -35,7 +35,7 @@ class Worker {
  private:
   struct Listener {
     uv_tcp_t tcp;
-    bool tls = false;
+    size_t index = 0;
     Worker* worker = nullptr;
   };
 
