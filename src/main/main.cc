@@ -10,6 +10,7 @@
 #include "sluice/config.h"
 #include "sluice/router.h"
 #include "sluice/server.h"
+#include "sluice/tls.h"
 #include "sluice_version.h"
 
 namespace sluice::cli {
@@ -26,6 +27,22 @@ void print_diagnostics(const config::LoadResult& result, const std::string& file
   }
 }
 
+// Loads every certificate, key and CA file the config names, as serving
+// would; returns the problems found.
+std::vector<config::Diagnostic> check_tls(const config::Config& cfg) {
+  std::vector<config::Diagnostic> problems;
+  for (const config::Listener& l : cfg.listeners) {
+    if (l.tls) tls::ServerContext::load(*l.tls, problems);
+  }
+  for (const config::Upstream& u : cfg.upstreams) {
+    std::string error;
+    if (u.tls && !tls::ClientContext::load(*u.tls, error)) {
+      problems.push_back({config::Severity::error, u.pos, "upstream '" + u.name + "': " + error});
+    }
+  }
+  return problems;
+}
+
 int run_check(const CliArgs& args) {
   config::LoadResult loaded = config::load_file(args.config);
   print_diagnostics(loaded, args.config);
@@ -35,6 +52,19 @@ int run_check(const CliArgs& args) {
   }
   const config::Config& cfg = *loaded.config;
   int status = kExitOk;
+  size_t warnings = loaded.diagnostics.size();
+  for (const config::Diagnostic& d : check_tls(cfg)) {
+    std::cerr << config::format_diagnostic(args.config, d) << "\n";
+    if (d.severity == config::Severity::error) {
+      status = kExitInvalid;
+    } else {
+      ++warnings;
+    }
+  }
+  if (status != kExitOk) {
+    std::cerr << args.config << ": certificates cannot be loaded\n";
+    return status;
+  }
   if (args.probe) {
     for (const ProbeResult& p : probe_upstreams(cfg)) {
       if (p.failure.empty()) {
@@ -49,7 +79,6 @@ int run_check(const CliArgs& args) {
       status = kExitInvalid;
     }
   }
-  size_t warnings = loaded.diagnostics.size();
   std::cout << args.config << ": " << (status == kExitOk ? "ok" : "probe failed") << " ("
             << cfg.routes.size() << " routes, " << cfg.upstreams.size() << " upstreams, "
             << cfg.listeners.size() << " listeners, " << warnings << " warnings)\n";

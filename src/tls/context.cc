@@ -50,12 +50,17 @@ CtxPtr load_cert(const config::CertKey& files, std::vector<config::Diagnostic>& 
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), files.cert.c_str()) != 1) {
     return error("cannot load certificate chain " + files.cert + ": " + take_error());
   }
+  const std::string mismatch = "private key " + files.key + " does not match certificate " + files.cert;
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), files.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      take_error();
+      return error(mismatch);
+    }
     return error("cannot load private key " + files.key + ": " + take_error());
   }
   if (SSL_CTX_check_private_key(ctx.get()) != 1) {
     take_error();
-    return error("private key " + files.key + " does not match certificate " + files.cert);
+    return error(mismatch);
   }
   X509* leaf = SSL_CTX_get0_certificate(ctx.get());
   if (leaf && X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
