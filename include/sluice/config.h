@@ -144,6 +144,11 @@ struct Route {
   SourcePos pos;
 
   bool has_upstream() const { return !upstream.empty(); }
+  // A scheme redirect never applies to requests already on that scheme
+  // (redirecting https to https would loop): on them the route is skipped.
+  bool skipped_for(bool tls) const {
+    return redirect && !redirect->scheme.empty() && (redirect->scheme == "https") == tls;
+  }
   bool is_wildcard_host() const { return host.size() > 2 && host[0] == '*' && host[1] == '.'; }
   // WebSocket upgrades are forwarded (SPEC.md, route kinds table).
   bool forwards_websocket() const {

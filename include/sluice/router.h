@@ -55,8 +55,9 @@ class RouteTable {
 
   // The route for a request, or nullptr. `host` must be normalized (see
   // normalize_host); `path` is the target's path without the query. Costs
-  // O(length of host + path), independent of the number of routes.
-  const Route* select(std::string_view host, std::string_view path) const;
+  // O(length of host + path), independent of the number of routes. Routes
+  // that are skipped_for(tls) are passed over as if absent.
+  const Route* select(std::string_view host, std::string_view path, bool tls = false) const;
 
   // Every other route whose host and path also match, most specific first,
   // each with the reason it lost to `winner`. Linear in the number of routes:

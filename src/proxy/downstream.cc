@@ -485,7 +485,7 @@ void DownstreamConn::handle_head() {
   }
   host_ = router::normalize_host(host_header);
   router::Target split = router::split_target(origin_target);
-  route_ = snapshot_->routes->select(host_, split.path);
+  route_ = snapshot_->routes->select(host_, split.path, tls_);
   if (!route_) {
     std::string host_shown = host_header.empty() ? "(none)" : std::string(host_header);
     reply_error(base::ErrorCode::no_route,

@@ -121,7 +121,7 @@ void UpstreamConn::start_tls(std::shared_ptr<const tls::ClientContext> tls) {
   uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(up.config->connect_timeout.count()), 0);
   std::string wire;
   if (tls_->start(wire) == tls::Session::Status::failed) {
-    fail(base::ErrorCode::upstream_tls, "TLS handshake failed: " + tls_->error());
+    fail(base::ErrorCode::upstream_tls, tls_->error());
     return;
   }
   send_wire(std::move(wire));
@@ -136,8 +136,8 @@ void UpstreamConn::receive_tls(const char* data, size_t len) {
   send_wire(std::move(wire));
   if (closing_) return;
   if (status == tls::Session::Status::failed) {
-    fail(base::ErrorCode::upstream_tls,
-         (handshaking_ ? "TLS handshake failed: " : "TLS error: ") + tls_->error());
+    // The reason phrase already says the handshake failed.
+    fail(base::ErrorCode::upstream_tls, (handshaking_ ? "" : "TLS error: ") + tls_->error());
     return;
   }
   if (handshaking_ && tls_->handshake_done()) {
@@ -254,7 +254,7 @@ void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* b
     return;
   }
   if (self->handshaking_) {
-    self->fail(base::ErrorCode::upstream_tls, "TLS handshake failed: the server closed the connection");
+    self->fail(base::ErrorCode::upstream_tls, "the server closed the connection mid-handshake");
     return;
   }
   self->on_input(buf->base, nread);

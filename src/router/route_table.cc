@@ -63,15 +63,18 @@ struct RouteTable::PathTable {
     if (!node->route) node->route = &r;
   }
 
-  const Route* match(std::string_view path) const {
-    if (auto it = exact.find(path); it != exact.end()) return it->second;
+  const Route* match(std::string_view path, bool tls) const {
+    if (auto it = exact.find(path); it != exact.end() && !it->second->skipped_for(tls)) {
+      return it->second;
+    }
+    auto usable = [tls](const Route* r) { return r && !r->skipped_for(tls); };
     const Node* node = &root;
-    const Route* best = root.route;
+    const Route* best = usable(root.route) ? root.route : nullptr;
     for_each_segment(path, [&](std::string_view seg) {
       auto it = node->children.find(seg);
       if (it == node->children.end()) return false;
       node = it->second.get();
-      if (node->route) best = node->route;
+      if (usable(node->route)) best = node->route;
       return true;
     });
     return best;
@@ -103,21 +106,21 @@ RouteTable::RouteTable(std::shared_ptr<const config::Config> config)
 
 RouteTable::~RouteTable() = default;
 
-const Route* RouteTable::select(std::string_view host, std::string_view path) const {
+const Route* RouteTable::select(std::string_view host, std::string_view path, bool tls) const {
   if (path.empty() || path.front() != '/') return nullptr;
   if (!host.empty()) {
     if (auto it = exact_hosts_.find(host); it != exact_hosts_.end()) {
-      if (const Route* r = it->second->match(path)) return r;
+      if (const Route* r = it->second->match(path, tls)) return r;
     }
     size_t dot = host.find('.');
     if (dot != std::string_view::npos && dot > 0 && !wildcard_hosts_.empty()) {
       auto it = wildcard_hosts_.find(host.substr(dot + 1));
       if (it != wildcard_hosts_.end()) {
-        if (const Route* r = it->second->match(path)) return r;
+        if (const Route* r = it->second->match(path, tls)) return r;
       }
     }
   }
-  return any_host_->match(path);
+  return any_host_->match(path, tls);
 }
 
 bool route_matches(const Route& route, std::string_view host, std::string_view path) {

@@ -278,3 +278,27 @@ TEST_CASE("select agrees with the brute-force definition on random tables") {
   }
   CHECK(tables == 200);
 }
+
+TEST_CASE("a scheme redirect is skipped on requests already on that scheme") {
+  auto cfg = load(
+      "[[route]]\nname = \"to-https\"\nhost = \"app.example.com\"\nprefix = \"/\"\n"
+      "redirect = { scheme = \"https\" }\n" +
+      route("api", "prefix", "/api") +
+      "[[route]]\nname = \"home\"\nexact = \"/\"\nhost = \"app.example.com\"\n"
+      "redirect = { scheme = \"https\" }\n" +
+      "[[route]]\nname = \"to-http\"\nexact = \"/legacy\"\nredirect = { scheme = \"http\" }\n");
+  RouteTable t(cfg);
+  // Plain HTTP: the host's redirect wins over any-host routes.
+  CHECK(t.select("app.example.com", "/api/x", false)->name == "to-https");
+  CHECK(t.select("app.example.com", "/", false)->name == "home");
+  // Over TLS the https redirects are passed over: the next most specific
+  // route answers, or none.
+  CHECK(t.select("app.example.com", "/api/x", true)->name == "api");
+  CHECK(t.select("app.example.com", "/", true) == nullptr);
+  CHECK(t.select("app.example.com", "/other", true) == nullptr);
+  // And the other way round for an http redirect.
+  CHECK(t.select("", "/legacy", true)->name == "to-http");
+  CHECK(t.select("", "/legacy", false) == nullptr);
+  CHECK_FALSE(named(*cfg, "api").skipped_for(true));
+  CHECK(named(*cfg, "to-https").skipped_for(true));
+}
