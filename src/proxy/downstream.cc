@@ -128,9 +128,9 @@ void DownstreamConn::start() {
                                               std::to_string(server.max_connections),
                                           request_id_, true);
     status_ = 503;
-    log_exchange();
     close_after_write_ = true;
     send(std::move(reply));
+    log_exchange();
     return;
   }
   phase_ = Phase::head;
@@ -883,11 +883,11 @@ void DownstreamConn::reply_local(std::string bytes, int status,
   response_started_ = true;
   response_done_ = true;
   keep_alive_ = keep_alive && !ctx_.shutting_down();
-  if (!keep_alive_) {
-    log_exchange();  // before the write: a reply written at once ends the connection
-    close_after_write_ = true;
-  }
+  if (!keep_alive_) close_after_write_ = true;
   send(std::move(bytes));
+  // Logged after send() counted the reply's bytes; the connection lives on
+  // until its close callback even when the write ended it.
+  if (!keep_alive_) log_exchange();
   if (!closing_ && !lingering_ && writes_in_flight_ > 0) {
     // A client that never reads its reply must not hold the connection.
     last_write_progress_ = std::chrono::steady_clock::now();

@@ -1,10 +1,11 @@
 """A controllable HTTP/1.1 backend for sluice's integration tests.
 
-    /usr/bin/python3 backends.py PORT
+    /usr/bin/python3 backends.py PORT [--tls-cert FILE --tls-key FILE]
 
 Prints "listening PORT" when ready. Speaks HTTP/1.1 with keep-alive over raw
-asyncio streams so that tests control every byte. What it does depends on the
-path:
+asyncio streams so that tests control every byte; with --tls-cert/--tls-key,
+over TLS (Python's ssl module; the certificate file may hold a chain, and
+control requests then need TLS too). What it does depends on the path:
 
   /chunked?n=K&size=S    a chunked body of K chunks of S bytes, 50 ms apart
   /stream?n=K&ms=M       a chunked body of K chunks ("tick N\\n"), M ms apart;
@@ -40,10 +41,12 @@ is one of them is a control connection):
 HEAD requests get the head only, as HTTP requires.
 """
 
+import argparse
 import asyncio
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import sys
 import urllib.parse
@@ -296,12 +299,28 @@ async def handle(reader, writer):
         writer.close()
 
 
-async def main(port):
-    server = await asyncio.start_server(handle, "127.0.0.1", port, limit=1 << 20, backlog=4096)
+async def main(port, tls=None):
+    server = await asyncio.start_server(handle, "127.0.0.1", port, limit=1 << 20, backlog=4096, ssl=tls)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
 
+def tls_context(cert, key):
+    """A server context for --tls-cert/--tls-key, or None without them."""
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        sys.exit("backends.py: --tls-cert and --tls-key go together")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", nargs="?", type=int, default=0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    args = parser.parse_args()
+    asyncio.run(main(args.port, tls_context(args.tls_cert, args.tls_key)))
