@@ -88,7 +88,7 @@ class Session {
   // Encrypts `plain` into `wire`. Before the handshake ends the bytes are
   // held and sent when it does.
   Status send(std::string_view plain, std::string& wire);
-  // A close_notify alert into `wire` (after the handshake; else nothing).
+  // A close_notify alert into `wire` (after the handshake, once; else nothing).
   void shutdown(std::string& wire);
 
   bool handshake_done() const { return handshake_done_; }

@@ -1216,6 +1216,15 @@ bool DownstreamConn::write_stalled_for(base::Duration limit) {
 void DownstreamConn::close() {
   if (closing_) return;
   closing_ = true;
+  if (tls_session_ && writes_in_flight_ == 0) {
+    // Best effort close_notify, so that a client reading to the end can tell
+    // it from a cut (and keep its session resumable). Never queued: a client
+    // that does not read gets no more than the socket takes now.
+    std::string wire;
+    tls_session_->shutdown(wire);
+    uv_buf_t buf = uv_buf_init(wire.data(), static_cast<unsigned>(wire.size()));
+    if (!wire.empty()) uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
+  }
   if (upstream_) {
     upstream_->abort();
     upstream_ = nullptr;

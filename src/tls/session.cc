@@ -185,6 +185,7 @@ Session::Status Session::send(std::string_view plain, std::string& wire) {
 
 void Session::shutdown(std::string& wire) {
   if (!handshake_done_ || !error_.empty()) return;
+  if ((SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) != 0) return;  // said once
   IoScope scope(io_, nullptr, 0, &wire);
   SSL_shutdown(ssl_);
   ERR_clear_error();
