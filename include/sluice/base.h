@@ -64,6 +64,7 @@ enum class ErrorCode : uint8_t {
   no_healthy_upstream,
   over_capacity,
 };
+inline constexpr size_t kErrorCodeCount = static_cast<size_t>(ErrorCode::over_capacity) + 1;
 
 struct ErrorInfo {
   std::string_view code;    // the Sluice-Error value, e.g. "path_escape"

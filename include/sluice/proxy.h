@@ -17,6 +17,7 @@
 
 #include "sluice/config.h"
 #include "sluice/log.h"
+#include "sluice/metrics.h"
 #include "sluice/router.h"
 #include "sluice/tls.h"
 #include "sluice/upstream.h"
@@ -44,14 +45,23 @@ struct Snapshot {
   std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
   // Parallel to config->upstreams: how to connect to TLS upstreams.
   std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls;
+
+  // Metric cells, [..][worker]: per route (parallel to config->routes), for
+  // requests without a route, and per upstream address (parallel to
+  // `addresses`).
+  std::vector<std::vector<metrics::RouteCells*>> route_cells;
+  std::vector<metrics::RouteCells*> no_route_cells;
+  std::vector<std::vector<std::vector<metrics::ServerCells*>>> server_cells;
 };
 
 // Builds a snapshot; resolves dns: servers with blocking getaddrinfo, so call
 // it from the control plane only. A name that resolves to nothing leaves its
 // upstream without addresses (requests get 502 upstream_unresolved).
 // Certificates that cannot be loaded are reported in `problems` (with the
-// position of their entry) and make the result null.
+// position of their entry) and make the result null. Metric cells come from
+// `registry`.
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
+                                              metrics::Registry& registry,
                                               std::vector<config::Diagnostic>& problems);
 
 class UpstreamConn;
@@ -83,20 +93,13 @@ inline constexpr base::Duration kLingerTime{2000};
 // An idle pooled upstream connection is closed after this long.
 inline constexpr auto kUpstreamIdleTimeout = std::chrono::seconds(60);
 
-// TLS events of one worker's listeners, for the operator (and metrics).
-struct TlsCounters {
-  uint64_t handshakes = 0;          // completed
-  uint64_t resumed = 0;             // of which by session ticket
-  uint64_t handshake_failures = 0;  // protocol errors, unknown CA alerts, ...
-  uint64_t handshake_timeouts = 0;  // no complete handshake within header_timeout
-  uint64_t plain_http = 0;          // plain HTTP sent to a TLS port
-};
-
 // State shared by every connection of one worker.
 class WorkerContext {
  public:
-  WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> snapshot, uint64_t seed,
-                std::atomic<uint32_t>& connections, int log_fd);
+  // `index` is the worker's number: its column in the snapshot's metric cells.
+  WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> snapshot, size_t index,
+                metrics::WorkerCells* cells, uint64_t seed, std::atomic<uint32_t>& connections,
+                int log_fd);
   WorkerContext(const WorkerContext&) = delete;
   WorkerContext& operator=(const WorkerContext&) = delete;
   ~WorkerContext();
@@ -106,6 +109,15 @@ class WorkerContext {
 
   // Closes every connection; the loop ends once their close callbacks ran.
   void shutdown();
+
+  // Graceful drain (SPEC.md, "Signals"): idle connections close now,
+  // requests in flight finish and their connections close after the
+  // response, and WebSocket tunnels are ended with 1001 at times spread
+  // evenly over `spread`. `on_empty(arg)` runs once no client connection
+  // is left (at once if none is). The listeners are the caller's to close.
+  void drain(base::Duration spread, void (*on_empty)(void*), void* arg);
+  // From DownstreamConn's destructor.
+  void on_downstream_gone();
 
   // Asks for the idle pool of (upstream, slot) to be cut back to its
   // `keepalive` size before the loop next waits for I/O.
@@ -118,8 +130,10 @@ class WorkerContext {
   char* read_buffer() { return read_buffer_.get(); }
   std::mt19937_64& rng() { return rng_; }
   std::atomic<uint32_t>& connections() { return connections_; }
-  bool shutting_down() const { return shutting_down_; }
-  TlsCounters& tls_counters() { return tls_counters_; }
+  // No new keep-alive or pooled reuse: the worker is draining or stopping.
+  bool shutting_down() const { return shutting_down_ || draining_; }
+  size_t index() const { return index_; }
+  metrics::WorkerCells& cells() { return *cells_; }
   // Decrypted bytes of the read being handled (one read at a time per loop).
   std::string& tls_plain() { return tls_plain_; }
   // Logs a TLS problem of one client to stderr, at most one line a second
@@ -137,6 +151,8 @@ class WorkerContext {
   std::vector<UpstreamState> upstreams_;
   static void on_prepare(uv_prepare_t* handle) noexcept;
   void trim_pools();
+  static void on_drain_tick(uv_timer_t* timer) noexcept;
+  void check_drained();
 
   log::AccessLog access_log_;
   uv_prepare_t trim_;
@@ -145,7 +161,16 @@ class WorkerContext {
   std::mt19937_64 rng_;
   std::atomic<uint32_t>& connections_;
   bool shutting_down_ = false;
-  TlsCounters tls_counters_;
+  bool draining_ = false;
+  uv_timer_t drain_timer_;
+  std::chrono::steady_clock::time_point drain_started_;
+  base::Duration drain_spread_{0};
+  std::vector<DownstreamConn*> drain_tunnels_;  // in the order they are ended
+  size_t drain_ended_ = 0;
+  void (*on_empty_)(void*) = nullptr;
+  void* on_empty_arg_ = nullptr;
+  size_t index_;
+  metrics::WorkerCells* cells_;
   std::string tls_plain_;
   uint64_t tls_log_last_ms_ = 0;
   uint64_t tls_log_held_ = 0;

@@ -75,6 +75,8 @@ class UpstreamConn {
   ~UpstreamConn();
 
   void fail(base::ErrorCode code, std::string cause);
+  // Forgets the owner (without telling it) and stops counting it as load.
+  void detach_owner();
   void start_idle();
   void arm_read_timer();
   void maybe_free();
@@ -104,6 +106,7 @@ class UpstreamConn {
   WorkerContext& ctx_;
   size_t upstream_;
   size_t slot_;
+  metrics::ServerCells* cells_;  // this worker's cells for the server
   uv_tcp_t tcp_;
   uv_timer_t timer_;
   uv_connect_t connect_req_;
@@ -153,6 +156,11 @@ class DownstreamConn {
   void on_tunnel_upstream_data(std::string_view data);
   void on_tunnel_upstream_closed(const std::string& cause);
 
+  // Drain: returns true for a tunnel, which the worker ends later with
+  // drain_tunnel(); anything else closes now (idle) or after its response.
+  bool begin_drain();
+  void drain_tunnel();
+
   void close();
 
  private:
@@ -195,7 +203,12 @@ class DownstreamConn {
                    bool keep_alive);
   void reply_error(base::ErrorCode code, std::string detail);
   void finish_exchange();
+  // Counts the exchange in the metrics (once) and writes its access log line.
   void log_exchange();
+  void count_exchange();
+  void count_tunnel_end();
+  void note_close_code(const tunnel::FrameTracker& tracker);
+  metrics::RouteCells& route_cells() const;
   void reset_exchange();
   void fail_after_response_started();
   void tunnel_from_client(std::string_view data);
@@ -280,6 +293,10 @@ class DownstreamConn {
   tunnel::FrameTracker from_client_;
   tunnel::FrameTracker from_upstream_;
   std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point tunnel_started_;
+  bool tunnel_open_ = false;        // counted in tunnels_active
+  uint16_t close_code_ = 0;         // first close frame seen or sent; 0 = none
+  bool counted_ = false;            // the exchange is in the metrics
   std::string affinity_token_;      // the chosen server's token, when affinity applies
   bool rewrite_handshake_ = false;  // buffer an Engine.IO handshake body to add the token
   std::string handshake_body_;

@@ -90,6 +90,31 @@ DownstreamConn::DownstreamConn(WorkerContext& ctx) : ctx_(ctx), snapshot_(ctx.sn
 DownstreamConn::~DownstreamConn() {
   ctx_.downstreams.erase(this);
   ctx_.connections().fetch_sub(1, std::memory_order_relaxed);
+  ctx_.on_downstream_gone();
+}
+
+bool DownstreamConn::begin_drain() {
+  if (closing_ || lingering_) return false;
+  keep_alive_ = false;  // the response in flight, if any, ends the connection
+  switch (phase_) {
+    case Phase::tunnel:
+      return true;
+    case Phase::idle:
+    case Phase::head:
+      if (phase_ == Phase::head && (head_bytes_ > 0 || !pending_.empty())) return false;
+      // Nothing asked (or a reply still being written): close once written.
+      close_after_write_ = true;
+      if (writes_in_flight_ == 0) close();
+      return false;
+    case Phase::proxying:
+    case Phase::local:
+      return false;
+  }
+  return false;
+}
+
+void DownstreamConn::drain_tunnel() {
+  if (phase_ == Phase::tunnel) end_tunnel(uint16_t{1001}, uint16_t{1001});
 }
 
 void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, size_t listener_index) {
@@ -110,6 +135,7 @@ void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, size_t li
 }
 
 void DownstreamConn::start() {
+  started_ = std::chrono::steady_clock::now();
   uv_tcp_nodelay(&tcp_, 1);
   client_ip_ = peer_ip(&tcp_);
   client_hash_ = upstream::stable_hash(client_ip_);
@@ -176,7 +202,7 @@ void DownstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*
 void DownstreamConn::receive_tls(const char* data, size_t len) {
   tls::Session& tls = *tls_session_;
   if (!tls.started() && tls::looks_like_plain_http({data, len})) {
-    ctx_.tls_counters().plain_http++;
+    ctx_.cells().tls_plain_http.add();
     ctx_.log_tls_problem("plain HTTP from " + client_ip_ + " on a TLS port");
     tls_session_.reset();  // the answer goes out in plain text
     keep_alive_ = false;
@@ -193,7 +219,7 @@ void DownstreamConn::receive_tls(const char* data, size_t len) {
   if (closing_) return;
   if (status == tls::Session::Status::failed) {
     if (!was_done) {
-      ctx_.tls_counters().handshake_failures++;
+      ctx_.cells().tls_handshake_failures.add();
       ctx_.log_tls_problem("handshake with " + client_ip_ + " failed: " + tls.error());
     }
     // The alert (if any) is queued; after a failed handshake nothing else can be said.
@@ -202,8 +228,8 @@ void DownstreamConn::receive_tls(const char* data, size_t len) {
     return;
   }
   if (!was_done && tls.handshake_done()) {
-    ctx_.tls_counters().handshakes++;
-    if (tls.resumed()) ctx_.tls_counters().resumed++;
+    ctx_.cells().tls_handshakes.add();
+    if (tls.resumed()) ctx_.cells().tls_resumed.add();
   }
   // `plain` is the worker's buffer: it holds until the next read is handled.
   if (!plain.empty()) on_input(plain.data(), static_cast<ssize_t>(plain.size()));
@@ -656,6 +682,11 @@ void DownstreamConn::handle_message_complete() {
 
 void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) {
   upstream_ = nullptr;
+  if (server_ && route_) {
+    // Every failed attempt counts against its server, retried or not.
+    snapshot_->server_cells[route_->upstream_index][*server_][ctx_.index()]
+        ->errors[static_cast<size_t>(code)].add();
+  }
   if (closing_) return;
   if (response_started_) {
     fail_after_response_started();
@@ -918,6 +949,7 @@ void DownstreamConn::finish_exchange() {
 }
 
 void DownstreamConn::reset_exchange() {
+  counted_ = false;
   websocket_ = false;
   affinity_token_.clear();
   rewrite_handshake_ = false;
@@ -945,7 +977,41 @@ void DownstreamConn::reset_exchange() {
   bytes_in_ = bytes_out_ = 0;
 }
 
+metrics::RouteCells& DownstreamConn::route_cells() const {
+  if (!route_) return *snapshot_->no_route_cells[ctx_.index()];
+  size_t index = static_cast<size_t>(route_ - snapshot_->config->routes.data());
+  return *snapshot_->route_cells[index][ctx_.index()];
+}
+
+void DownstreamConn::count_exchange() {
+  if (counted_ || (head_.method().empty() && status_ == 0)) return;
+  counted_ = true;
+  metrics::RouteCells& cells = route_cells();
+  cells.requests[metrics::status_class(status_)].add();
+  if (phase_ == Phase::tunnel) {
+    count_tunnel_end();
+    return;
+  }
+  cells.duration.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+}
+
+void DownstreamConn::count_tunnel_end() {
+  if (!tunnel_open_) return;
+  tunnel_open_ = false;
+  metrics::RouteCells& cells = route_cells();
+  cells.tunnels_active.add(-1);
+  cells.tunnel_duration.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - tunnel_started_).count());
+  cells.tunnel_closes.add(close_code_);
+}
+
+void DownstreamConn::note_close_code(const tunnel::FrameTracker& tracker) {
+  if (close_code_ == 0 && tracker.close_code()) close_code_ = *tracker.close_code();
+}
+
 void DownstreamConn::log_exchange() {
+  count_exchange();
   log::AccessLog& log = ctx_.access_log();
   if (!log.enabled() || (head_.method().empty() && status_ == 0)) return;
   log::AccessRecord r;
@@ -979,15 +1045,20 @@ void DownstreamConn::start_tunnel(std::string_view rest) {
   phase_ = Phase::tunnel;
   status_ = 101;
   last_activity_ = std::chrono::steady_clock::now();
+  tunnel_started_ = last_activity_;
+  tunnel_open_ = true;
+  route_cells().tunnels_active.add(1);
   // The parser is done with this connection: what the client sent after its
   // handshake already belongs to the tunnel.
   parser_paused_ = true;
   if (!rest.empty()) {
     from_upstream_.feed(rest);
+    note_close_code(from_upstream_);
     send(std::string(rest));
   }
   if (!pending_.empty() && upstream_) {
     from_client_.feed(pending_);
+    note_close_code(from_client_);
     upstream_->send(std::move(pending_));
     pending_.clear();
   }
@@ -999,6 +1070,7 @@ void DownstreamConn::tunnel_from_client(std::string_view data) {
   last_activity_ = std::chrono::steady_clock::now();
   bytes_in_ += data.size();
   from_client_.feed(data);
+  note_close_code(from_client_);
   if (upstream_) upstream_->send(std::string(data));
   update_reading();
 }
@@ -1006,6 +1078,7 @@ void DownstreamConn::tunnel_from_client(std::string_view data) {
 void DownstreamConn::on_tunnel_upstream_data(std::string_view data) {
   last_activity_ = std::chrono::steady_clock::now();
   from_upstream_.feed(data);
+  note_close_code(from_upstream_);
   send(std::string(data));
 }
 
@@ -1024,6 +1097,7 @@ void DownstreamConn::end_tunnel(std::optional<uint16_t> client_code,
   // has not closed already.
   if (client_code && from_upstream_.valid() && from_upstream_.at_boundary() &&
       !from_upstream_.close_code() && !from_client_.close_code()) {
+    if (close_code_ == 0) close_code_ = *client_code;
     send(tunnel::close_frame(*client_code, *client_code == 1011 ? "upstream went away" : "going away"));
   }
   if (upstream_ && upstream_code && from_client_.valid() && from_client_.at_boundary() &&
@@ -1123,7 +1197,7 @@ void DownstreamConn::on_timer(uv_timer_t* timer) noexcept {
     case Phase::head:
       if (self->tls_session_ && !self->tls_session_->handshake_done()) {
         // Nothing can be said to a client that never finished its handshake.
-        self->ctx_.tls_counters().handshake_timeouts++;
+        self->ctx_.cells().tls_handshake_timeouts.add();
         self->ctx_.log_tls_problem("no complete handshake from " + self->client_ip_ + " within " +
                                    base::format_duration(
                                        self->snapshot_->config->server.header_timeout));
@@ -1215,6 +1289,7 @@ bool DownstreamConn::write_stalled_for(base::Duration limit) {
 
 void DownstreamConn::close() {
   if (closing_) return;
+  if (phase_ == Phase::tunnel && !counted_) log_exchange();  // a tunnel cut short
   closing_ = true;
   if (tls_session_ && writes_in_flight_ == 0) {
     // Best effort close_notify, so that a client reading to the end can tell

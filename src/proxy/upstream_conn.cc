@@ -28,7 +28,10 @@ const llhttp_settings_t UpstreamConn::kSettings = [] {
 }();
 
 UpstreamConn::UpstreamConn(WorkerContext& ctx, size_t upstream, size_t slot)
-    : ctx_(ctx), upstream_(upstream), slot_(slot) {
+    : ctx_(ctx),
+      upstream_(upstream),
+      slot_(slot),
+      cells_(ctx.snapshot()->server_cells[upstream][slot][ctx.index()]) {
   uv_tcp_init(ctx.loop(), &tcp_);
   uv_timer_init(ctx.loop(), &timer_);
   tcp_.data = this;
@@ -83,6 +86,7 @@ void UpstreamConn::attach(DownstreamConn* owner, bool head_request, base::Durati
     timer_role_ = TimerRole::none;
   }
   ctx_.upstream(upstream_).loads[slot_].active++;
+  cells_->active.add(1);
 }
 
 void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
@@ -429,20 +433,14 @@ void UpstreamConn::on_timer(uv_timer_t* timer) noexcept {
 
 void UpstreamConn::fail(base::ErrorCode code, std::string cause) {
   DownstreamConn* owner = owner_;
-  if (owner_) {
-    ctx_.upstream(upstream_).loads[slot_].active--;
-    owner_ = nullptr;
-  }
+  detach_owner();
   close();
   if (owner) owner->on_upstream_error(code, std::move(cause));
 }
 
 void UpstreamConn::release(bool reusable) {
   UpstreamState& up = ctx_.upstream(upstream_);
-  if (owner_) {
-    up.loads[slot_].active--;
-    owner_ = nullptr;
-  }
+  detach_owner();
   if (!reusable || tunnel_ || closing_ || ctx_.shutting_down() || up.config->keepalive == 0) {
     close();
     return;
@@ -464,11 +462,15 @@ void UpstreamConn::start_idle() {
                  std::chrono::duration_cast<std::chrono::milliseconds>(kUpstreamIdleTimeout).count(), 0);
 }
 
+void UpstreamConn::detach_owner() {
+  if (!owner_) return;
+  ctx_.upstream(upstream_).loads[slot_].active--;
+  cells_->active.add(-1);
+  owner_ = nullptr;
+}
+
 void UpstreamConn::abort() {
-  if (owner_) {
-    ctx_.upstream(upstream_).loads[slot_].active--;
-    owner_ = nullptr;
-  }
+  detach_owner();
   close();
 }
 
@@ -478,10 +480,7 @@ void UpstreamConn::close() {
   // Every planned end detaches the owner first; one still attached here is
   // told, so that it never holds a pointer to a freed connection.
   DownstreamConn* owner = owner_;
-  if (owner_) {
-    ctx_.upstream(upstream_).loads[slot_].active--;
-    owner_ = nullptr;
-  }
+  detach_owner();
   if (in_pool_) {
     std::erase(ctx_.upstream(upstream_).servers[slot_].idle, this);
     in_pool_ = false;

@@ -1,6 +1,7 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "connections.h"
@@ -26,6 +27,7 @@ std::string address_text(const sockaddr_storage& ss) {
 }  // namespace
 
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
+                                              metrics::Registry& registry,
                                               std::vector<config::Diagnostic>& problems) {
   auto snap = std::make_shared<Snapshot>();
   bool ok = true;
@@ -73,21 +75,31 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
       }
       freeaddrinfo(list);
     }
+    std::vector<std::vector<metrics::ServerCells*>> cells;
+    for (const Snapshot::Address& a : addrs) cells.push_back(registry.server(u.name, a.text));
+    snap->server_cells.push_back(std::move(cells));
     snap->addresses.push_back(std::move(addrs));
   }
+  for (const config::Route& r : config->routes) snap->route_cells.push_back(registry.route(r.name));
+  snap->no_route_cells = registry.route("");
   return snap;
 }
 
 WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> snapshot,
-                             uint64_t seed, std::atomic<uint32_t>& connections, int log_fd)
+                             size_t index, metrics::WorkerCells* cells, uint64_t seed,
+                             std::atomic<uint32_t>& connections, int log_fd)
     : loop_(loop),
       snapshot_(std::move(snapshot)),
       access_log_(loop, log_fd),
       read_buffer_(new char[kReadBufferSize]),
       rng_(seed),
-      connections_(connections) {
+      connections_(connections),
+      index_(index),
+      cells_(cells) {
   uv_prepare_init(loop, &trim_);
   trim_.data = this;
+  uv_timer_init(loop, &drain_timer_);
+  drain_timer_.data = this;
   const config::Config& cfg = *snapshot_->config;
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
     UpstreamState state{&cfg.upstreams[i], {}, {}, {}, upstream::Balancer(cfg.upstreams[i].balance, seed + i)};
@@ -142,10 +154,61 @@ void WorkerContext::trim_pools() {
   }
 }
 
+void WorkerContext::drain(base::Duration spread, void (*on_empty)(void*), void* arg) {
+  if (draining_ || shutting_down_) return;
+  draining_ = true;
+  on_empty_ = on_empty;
+  on_empty_arg_ = arg;
+  drain_started_ = std::chrono::steady_clock::now();
+  drain_spread_ = spread;
+  for (DownstreamConn* d : std::vector<DownstreamConn*>(downstreams.begin(), downstreams.end())) {
+    if (d->begin_drain()) drain_tunnels_.push_back(d);
+  }
+  // Idle pooled upstream connections will not be asked for again.
+  for (UpstreamState& up : upstreams_) {
+    for (ServerSlot& slot : up.servers) {
+      for (UpstreamConn* u : std::vector<UpstreamConn*>(slot.idle)) u->close();
+    }
+  }
+  if (!drain_tunnels_.empty()) uv_timer_start(&drain_timer_, on_drain_tick, 0, 20);
+  check_drained();
+}
+
+void WorkerContext::on_drain_tick(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<WorkerContext*>(timer->data);
+  // Tunnels end at evenly spaced times: by now, this share of them.
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                 self->drain_started_).count();
+  double spread = std::chrono::duration<double>(self->drain_spread_).count();
+  size_t n = self->drain_tunnels_.size();
+  size_t due = spread <= 0 ? n
+                           : std::min(n, static_cast<size_t>(std::ceil(n * elapsed / spread)));
+  while (self->drain_ended_ < due) {
+    DownstreamConn* d = self->drain_tunnels_[self->drain_ended_++];
+    // No connection is created while draining, so one still registered is
+    // the same one (not a new one at a reused address).
+    if (self->downstreams.count(d)) d->drain_tunnel();
+  }
+  if (self->drain_ended_ == n) uv_timer_stop(&self->drain_timer_);
+}
+
+void WorkerContext::on_downstream_gone() {
+  if (draining_) check_drained();
+}
+
+void WorkerContext::check_drained() {
+  if (!draining_ || !downstreams.empty() || !on_empty_) return;
+  auto notify = on_empty_;
+  on_empty_ = nullptr;  // once
+  notify(on_empty_arg_);
+}
+
 void WorkerContext::shutdown() {
   shutting_down_ = true;
   uv_prepare_stop(&trim_);
   uv_close(reinterpret_cast<uv_handle_t*>(&trim_), nullptr);
+  uv_timer_stop(&drain_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   // close() erases from the registries only in close callbacks, so iterate copies.
   for (DownstreamConn* d : std::vector<DownstreamConn*>(downstreams.begin(), downstreams.end())) d->close();
   for (UpstreamConn* u : std::vector<UpstreamConn*>(upstream_conns.begin(), upstream_conns.end())) u->close();

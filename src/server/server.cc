@@ -12,6 +12,7 @@
 #include <iostream>
 #include <random>
 
+#include "sluice/admin.h"
 #include "sluice/log.h"
 #include "sluice/proxy.h"
 #include "sluice/server.h"
@@ -57,9 +58,38 @@ uint16_t bound_port(int fd) {
 struct MainLoop {
   uv_loop_t* loop = nullptr;
   uv_signal_t sigterm, sigint, sighup;
+  uv_async_t drained;      // a worker has no client left
+  uv_timer_t drain_timer;  // drain_timeout
   std::vector<std::unique_ptr<Worker>> workers;
+  admin::State* admin = nullptr;
+  base::Duration drain_timeout{0};
   int signals = 0;
+  bool stopping = false;
 };
+
+void stop_workers(MainLoop& m) {
+  if (m.stopping) return;
+  m.stopping = true;
+  uv_timer_stop(&m.drain_timer);
+  for (auto& w : m.workers) w->stop();
+}
+
+void on_drained(uv_async_t* handle) noexcept {
+  auto* m = static_cast<MainLoop*>(handle->data);
+  // Sends coalesce: look at every worker, not at how often this ran.
+  for (auto& w : m->workers) {
+    if (!w->drained()) return;
+  }
+  std::cerr << "sluice: drained, every connection finished\n";
+  stop_workers(*m);
+}
+
+void on_drain_timeout(uv_timer_t* timer) noexcept {
+  auto* m = static_cast<MainLoop*>(timer->data);
+  std::cerr << "sluice: drain_timeout " << base::format_duration(m->drain_timeout)
+            << " passed: closing the connections still open\n";
+  stop_workers(*m);
+}
 
 void on_signal(uv_signal_t* handle, int signum) noexcept {
   auto* m = static_cast<MainLoop*>(handle->data);
@@ -71,8 +101,13 @@ void on_signal(uv_signal_t* handle, int signum) noexcept {
     std::cerr << "sluice: second signal, exiting now\n";
     _exit(1);
   }
-  std::cerr << "sluice: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT") << ", stopping\n";
-  for (auto& w : m->workers) w->stop();
+  // SPEC.md: stop accepting, /readyz 503, in-flight requests finish,
+  // tunnels get 1001 over the first half of drain_timeout, exit when empty.
+  std::cerr << "sluice: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT") << ", draining (drain_timeout "
+            << base::format_duration(m->drain_timeout) << ")\n";
+  m->admin->draining = true;
+  uv_timer_start(&m->drain_timer, on_drain_timeout, static_cast<uint64_t>(m->drain_timeout.count()), 0);
+  for (auto& w : m->workers) w->drain(m->drain_timeout / 2, &m->drained);
 }
 
 // A proxy holds two descriptors per proxied connection: raise the soft
@@ -98,8 +133,9 @@ int run(std::shared_ptr<const config::Config> config) {
     std::cerr << "sluice: " << error << "\n";
     return 1;
   }
+  metrics::Registry registry(workers);
   std::vector<config::Diagnostic> problems;
-  auto snapshot = proxy::make_snapshot(config, problems);
+  auto snapshot = proxy::make_snapshot(config, registry, problems);
   for (const config::Diagnostic& d : problems) {
     std::cerr << config::format_diagnostic(cfg.file, d) << "\n";
   }
@@ -128,15 +164,38 @@ int run(std::shared_ptr<const config::Config> config) {
     std::cerr << "sluice: listening on " << bind.to_string() << " (" << (l.tls ? "https" : "http") << ")\n";
   }
 
+  int admin_fd = -1;
+  if (cfg.admin) {
+    admin_fd = open_listener(cfg.admin->bind, error);
+    if (admin_fd < 0) {
+      std::cerr << "sluice: cannot listen on " << cfg.admin->address << " (admin): " << error << "\n";
+      return 1;
+    }
+    base::HostPort bound{cfg.admin->bind.host, bound_port(admin_fd)};
+    std::cerr << "sluice: listening on " << bound.to_string() << " (admin)\n";
+  }
+
   MainLoop m;
   m.loop = uv_default_loop();
   std::atomic<uint32_t> connections{0};
+  admin::State admin_state{snapshot, &registry, &connections};
+  admin::Server admin_server(m.loop, admin_state);
+  if (admin_fd >= 0 && admin_server.start(admin_fd) != 0) {
+    std::cerr << "sluice: cannot serve the admin endpoints on " << cfg.admin->address << "\n";
+    return 1;
+  }
   std::random_device rd;
   for (size_t w = 0; w < workers; ++w) {
     uint64_t seed = (uint64_t{rd()} << 32) ^ rd();
-    m.workers.push_back(std::make_unique<Worker>(snapshot, std::move(per_worker[w]), seed,
-                                                 connections, log_fd));
+    m.workers.push_back(std::make_unique<Worker>(snapshot, std::move(per_worker[w]), w,
+                                                 registry.worker(w), seed, connections, log_fd));
   }
+  m.admin = &admin_state;
+  m.drain_timeout = cfg.server.drain_timeout;
+  uv_async_init(m.loop, &m.drained, on_drained);
+  m.drained.data = &m;
+  uv_timer_init(m.loop, &m.drain_timer);
+  m.drain_timer.data = &m;
   for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) {
     uv_signal_init(m.loop, s);
     s->data = &m;
@@ -146,11 +205,15 @@ int run(std::shared_ptr<const config::Config> config) {
   uv_signal_start(&m.sighup, on_signal, SIGHUP);
   for (auto& w : m.workers) w->start();
 
-  // Wait for a stop signal, then for every worker thread to end.
-  while (m.signals == 0) uv_run(m.loop, UV_RUN_ONCE);
+  // Serve the admin endpoints and signals until the drain ends, then wait
+  // for every worker thread.
+  while (!m.stopping) uv_run(m.loop, UV_RUN_ONCE);
   for (auto& w : m.workers) w->join();
   m.workers.clear();
+  admin_server.stop();
   for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&m.drained), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&m.drain_timer), nullptr);
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);
   if (log_fd > 2) ::close(log_fd);

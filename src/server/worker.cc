@@ -5,12 +5,15 @@
 namespace sluice::server {
 
 Worker::Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> fds,
-               uint64_t seed, std::atomic<uint32_t>& connections, int log_fd) {
+               size_t index, metrics::WorkerCells* cells, uint64_t seed, std::atomic<uint32_t>& connections, int log_fd) {
   uv_loop_init(&loop_);
   // Set up here, before the thread exists, so stop() is safe at any time.
   uv_async_init(&loop_, &stop_, on_stop);
   stop_.data = this;
-  ctx_ = std::make_unique<proxy::WorkerContext>(&loop_, std::move(snapshot), seed, connections, log_fd);
+  uv_async_init(&loop_, &drain_, on_drain);
+  drain_.data = this;
+  ctx_ = std::make_unique<proxy::WorkerContext>(&loop_, std::move(snapshot), index, cells, seed,
+                                                connections, log_fd);
   for (const ListenFd& l : fds) {
     auto listener = std::make_unique<Listener>();
     listener->index = l.listener;
@@ -41,6 +44,33 @@ void Worker::run() {
 
 void Worker::stop() { uv_async_send(&stop_); }
 
+void Worker::drain(base::Duration spread, uv_async_t* drained) {
+  drain_spread_ = spread;
+  drained_ = drained;
+  uv_async_send(&drain_);
+}
+
+void Worker::close_listeners() {
+  for (auto& l : listeners_) {
+    auto* h = reinterpret_cast<uv_handle_t*>(&l->tcp);
+    if (!uv_is_closing(h)) uv_close(h, nullptr);
+  }
+}
+
+void Worker::on_drain(uv_async_t* async) noexcept {
+  auto* self = static_cast<Worker*>(async->data);
+  // New connections are refused from here on (SO_REUSEPORT: every worker
+  // closes its own socket).
+  self->close_listeners();
+  self->ctx_->drain(self->drain_spread_, on_drained, self);
+}
+
+void Worker::on_drained(void* arg) noexcept {
+  auto* self = static_cast<Worker*>(arg);
+  self->drained_flag_.store(true, std::memory_order_release);
+  uv_async_send(self->drained_);
+}
+
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
@@ -53,9 +83,10 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
 
 void Worker::on_stop(uv_async_t* async) noexcept {
   auto* self = static_cast<Worker*>(async->data);
-  for (auto& l : self->listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+  self->close_listeners();
   self->ctx_->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->drain_), nullptr);
 }
 
 }  // namespace sluice::server

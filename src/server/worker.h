@@ -21,7 +21,8 @@ struct ListenFd {
 
 class Worker {
  public:
-  Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> fds, uint64_t seed,
+  Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> fds, size_t index,
+         metrics::WorkerCells* cells, uint64_t seed,
          std::atomic<uint32_t>& connections, int log_fd);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -30,6 +31,11 @@ class Worker {
   void start();
   // Thread-safe: asks the loop to close everything and end.
   void stop();
+  // Thread-safe: stop accepting and drain (WorkerContext::drain) with
+  // tunnels ended over `spread`; `drained` is sent once no client is left.
+  void drain(base::Duration spread, uv_async_t* drained);
+  // True once the worker drained (thread-safe).
+  bool drained() const { return drained_flag_.load(std::memory_order_acquire); }
   void join();
 
  private:
@@ -42,9 +48,17 @@ class Worker {
   void run();
   static void on_connection(uv_stream_t* server, int status) noexcept;
   static void on_stop(uv_async_t* async) noexcept;
+  static void on_drain(uv_async_t* async) noexcept;
+  static void on_drained(void* self) noexcept;
+  void close_listeners();
 
   uv_loop_t loop_;
   uv_async_t stop_;
+  uv_async_t drain_;
+  // Set by drain() before it wakes the loop (uv_async_send orders them).
+  base::Duration drain_spread_{0};
+  uv_async_t* drained_ = nullptr;
+  std::atomic<bool> drained_flag_{false};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unique_ptr<proxy::WorkerContext> ctx_;
   std::thread thread_;
