@@ -10,64 +10,13 @@ cd "$(dirname "$0")/../.."
 secs=${1:-10}
 workers=${2:-1}
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v wrk >/dev/null || need+=(wrk)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-dir=$(tools/build release)
+source tools/bench/lib.sh
+bench_setup nginx wrk
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 backend=$(free_port); nginx_port=$(free_port); sluice_port=$(free_port)
 
-cat > "$work/backend.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/backend.pid;
-error_log $work/backend.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$backend reuseport;
-    location / { return 200 "hello from the backend, a small API answer\n"; }
-  }
-}
-CONF
-cat > "$work/proxy.conf" <<CONF
-worker_processes $workers;
-daemon off;
-pid $work/proxy.pid;
-error_log $work/proxy.err warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$backend; keepalive 32; }
-  server {
-    listen 127.0.0.1:$nginx_port reuseport;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
+backend_conf "$work/backend.conf" "$backend"
+proxy_conf "$work/proxy.conf" "$workers" "$backend" "127.0.0.1:$nginx_port reuseport"
 cat > "$work/sluice.toml" <<CONF
 [server]
 workers = $workers
