@@ -43,6 +43,15 @@ struct Snapshot {
   // Parallel to config->listeners: the certificates of TLS listeners (null
   // for plain ones). Built with the snapshot, so a reload renews them.
   std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
+  // The certificates of the listener whose address (as configured, port 0
+  // included) is `key`; null for a plain or unknown listener. Listeners are
+  // known by address, so a reload that adds or removes others keeps them.
+  std::shared_ptr<const tls::ServerContext> listener_tls_for(std::string_view key) const;
+  // Parallel to config->listeners: "127.0.0.1:8443 tls #0" — address as
+  // configured, TLS or not, and which of the listeners with both equal
+  // (several port-0 listeners may share an address).
+  std::vector<std::string> listener_keys;
+  bool has_listener(std::string_view key) const;
   // Parallel to config->upstreams: how to connect to TLS upstreams.
   std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls;
 
@@ -81,6 +90,16 @@ struct UpstreamState {
   upstream::Balancer balancer;
 };
 
+// One snapshot as one worker uses it: upstream states, balancers and idle
+// pools. A reload makes a new generation for new connections; connections
+// keep the generation they started on until they end, so a reload never
+// changes a request or tunnel in flight.
+struct Generation {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::vector<UpstreamState> upstreams;  // parallel to snapshot->config->upstreams
+  bool retired = false;                  // replaced: its connections are never pooled
+};
+
 // Limits of the data plane, named once.
 inline constexpr size_t kReadBufferSize = 64 * 1024;
 // Above this many queued bytes towards one side, stop reading the other.
@@ -105,7 +124,8 @@ class WorkerContext {
   ~WorkerContext();
 
   // Accepts one client from `listener` (on its connection callback).
-  void accept(uv_stream_t* listener, size_t listener_index);
+  // `key` is the listener's address as configured (Snapshot::listener_tls_for).
+  void accept(uv_stream_t* listener, std::string_view key);
 
   // Closes every connection; the loop ends once their close callbacks ran.
   void shutdown();
@@ -124,8 +144,12 @@ class WorkerContext {
   void schedule_pool_trim(size_t upstream, size_t slot);
 
   uv_loop_t* loop() const { return loop_; }
-  const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
-  UpstreamState& upstream(size_t index) { return upstreams_[index]; }
+  // The generation (and snapshot) new connections start on.
+  const std::shared_ptr<Generation>& generation() const { return current_; }
+  const std::shared_ptr<const Snapshot>& snapshot() const { return current_->snapshot; }
+  // A reload: new connections use `snapshot`; the previous generation's
+  // idle pooled connections close, its busy ones finish.
+  void swap_snapshot(std::shared_ptr<const Snapshot> snapshot);
   log::AccessLog& access_log() { return access_log_; }
   char* read_buffer() { return read_buffer_.get(); }
   std::mt19937_64& rng() { return rng_; }
@@ -147,8 +171,9 @@ class WorkerContext {
 
  private:
   uv_loop_t* loop_;
-  std::shared_ptr<const Snapshot> snapshot_;
-  std::vector<UpstreamState> upstreams_;
+  uint64_t seed_;
+  std::shared_ptr<Generation> make_generation(std::shared_ptr<const Snapshot> snapshot) const;
+  std::shared_ptr<Generation> current_;
   static void on_prepare(uv_prepare_t* handle) noexcept;
   void trim_pools();
   static void on_drain_tick(uv_timer_t* timer) noexcept;
@@ -156,7 +181,8 @@ class WorkerContext {
 
   log::AccessLog access_log_;
   uv_prepare_t trim_;
-  std::vector<std::pair<size_t, size_t>> over_cap_;  // (upstream, slot) pools above keepalive
+  // (upstream, slot) pools of the current generation above keepalive.
+  std::vector<std::pair<size_t, size_t>> over_cap_;
   std::unique_ptr<char[]> read_buffer_;
   std::mt19937_64 rng_;
   std::atomic<uint32_t>& connections_;

@@ -40,7 +40,8 @@ class UpstreamConn {
  public:
   // Starts connecting to `slot` of `upstream`. The owner hears back through
   // DownstreamConn::on_upstream_connected or on_upstream_error, never inline.
-  static UpstreamConn* connect(WorkerContext& ctx, size_t upstream, size_t slot);
+  static UpstreamConn* connect(WorkerContext& ctx, std::shared_ptr<Generation> gen,
+                               size_t upstream, size_t slot);
   UpstreamConn(const UpstreamConn&) = delete;
   UpstreamConn& operator=(const UpstreamConn&) = delete;
 
@@ -71,7 +72,7 @@ class UpstreamConn {
   void close();
 
  private:
-  UpstreamConn(WorkerContext& ctx, size_t upstream, size_t slot);
+  UpstreamConn(WorkerContext& ctx, std::shared_ptr<Generation> gen, size_t upstream, size_t slot);
   ~UpstreamConn();
 
   void fail(base::ErrorCode code, std::string cause);
@@ -104,6 +105,7 @@ class UpstreamConn {
   void send_wire(std::string data);
 
   WorkerContext& ctx_;
+  std::shared_ptr<Generation> gen_;  // the generation whose pool it belongs to
   size_t upstream_;
   size_t slot_;
   metrics::ServerCells* cells_;  // this worker's cells for the server
@@ -134,7 +136,7 @@ class UpstreamConn {
 
 class DownstreamConn {
  public:
-  static void accept(WorkerContext& ctx, uv_stream_t* listener, size_t listener_index);
+  static void accept(WorkerContext& ctx, uv_stream_t* listener, std::string_view key);
   DownstreamConn(const DownstreamConn&) = delete;
   DownstreamConn& operator=(const DownstreamConn&) = delete;
 
@@ -237,7 +239,8 @@ class DownstreamConn {
   static const llhttp_settings_t kSettings;
 
   WorkerContext& ctx_;
-  std::shared_ptr<const Snapshot> snapshot_;  // pinned for the connection's life
+  std::shared_ptr<Generation> gen_;           // pinned for the connection's life
+  std::shared_ptr<const Snapshot> snapshot_;  // gen_->snapshot
   uv_tcp_t tcp_;
   uv_timer_t timer_;
   llhttp_t parser_;

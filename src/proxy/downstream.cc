@@ -76,7 +76,8 @@ const llhttp_settings_t DownstreamConn::kSettings = [] {
   return s;
 }();
 
-DownstreamConn::DownstreamConn(WorkerContext& ctx) : ctx_(ctx), snapshot_(ctx.snapshot()) {
+DownstreamConn::DownstreamConn(WorkerContext& ctx)
+    : ctx_(ctx), gen_(ctx.generation()), snapshot_(gen_->snapshot) {
   uv_tcp_init(ctx.loop(), &tcp_);
   uv_timer_init(ctx.loop(), &timer_);
   tcp_.data = this;
@@ -117,13 +118,13 @@ void DownstreamConn::drain_tunnel() {
   if (phase_ == Phase::tunnel) end_tunnel(uint16_t{1001}, uint16_t{1001});
 }
 
-void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, size_t listener_index) {
+void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, std::string_view key) {
   auto* conn = new DownstreamConn(ctx);
   if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp_)) != 0) {
     conn->close();
     return;
   }
-  if (const auto& certs = conn->snapshot_->listener_tls[listener_index]) {
+  if (auto certs = conn->snapshot_->listener_tls_for(key)) {
     conn->tls_ = true;
     conn->tls_session_ = tls::Session::accept(certs);
     if (!conn->tls_session_) {
@@ -592,7 +593,7 @@ void DownstreamConn::handle_head() {
 }
 
 void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
-  UpstreamState& up = ctx_.upstream(route_->upstream_index);
+  UpstreamState& up = gen_->upstreams[route_->upstream_index];
   if (up.servers.empty()) {
     reply_error(base::ErrorCode::upstream_unresolved,
                 "upstream '" + up.config->name + "': no server name resolves to an address");
@@ -611,7 +612,7 @@ void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
   UpstreamConn* conn = nullptr;
   auto& idle = up.servers[*slot].idle;
   if (!idle.empty()) conn = idle.back();
-  if (!conn) conn = UpstreamConn::connect(ctx_, route_->upstream_index, *slot);
+  if (!conn) conn = UpstreamConn::connect(ctx_, gen_, route_->upstream_index, *slot);
   upstream_ = conn;
   conn->attach(this, head_.method() == "HEAD", route_->read_timeout);
   if (conn->connected()) begin_forwarding();  // pooled: no callback will come
@@ -620,7 +621,7 @@ void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
 void DownstreamConn::on_upstream_connected() { begin_forwarding(); }
 
 void DownstreamConn::begin_forwarding() {
-  const config::Upstream& cfg = *ctx_.upstream(route_->upstream_index).config;
+  const config::Upstream& cfg = *gen_->upstreams[route_->upstream_index].config;
   http::ForwardInfo info;
   info.upstream_target = upstream_target_;
   info.client_ip = client_ip_;
@@ -700,7 +701,7 @@ void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) 
       (nothing_sent || (code == base::ErrorCode::upstream_reset && idempotent(head_.method()) &&
                         !request_has_body()))) {
     retried_ = true;
-    UpstreamState& up = ctx_.upstream(route_->upstream_index);
+    UpstreamState& up = gen_->upstreams[route_->upstream_index];
     std::optional<size_t> exclude;
     if (nothing_sent && up.servers.size() > 1) exclude = server_;
     start_upstream(exclude);
@@ -710,7 +711,7 @@ void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) 
 }
 
 std::string DownstreamConn::upstream_detail(std::string_view cause) const {
-  const config::Upstream& cfg = *ctx_.upstream(route_->upstream_index).config;
+  const config::Upstream& cfg = *gen_->upstreams[route_->upstream_index].config;
   return "upstream '" + cfg.name + "' server " + server_address_ + ": " + std::string(cause);
 }
 
@@ -1023,7 +1024,7 @@ void DownstreamConn::log_exchange() {
   if (route_) {
     r.route = route_->name;
     if (route_->has_upstream()) {
-      r.upstream = ctx_.upstream(route_->upstream_index).config->name;
+      r.upstream = gen_->upstreams[route_->upstream_index].config->name;
       r.server = server_address_;
       r.upstream_target = upstream_target_;
     }

@@ -27,11 +27,13 @@ const llhttp_settings_t UpstreamConn::kSettings = [] {
   return s;
 }();
 
-UpstreamConn::UpstreamConn(WorkerContext& ctx, size_t upstream, size_t slot)
+UpstreamConn::UpstreamConn(WorkerContext& ctx, std::shared_ptr<Generation> gen, size_t upstream,
+                           size_t slot)
     : ctx_(ctx),
+      gen_(std::move(gen)),
       upstream_(upstream),
       slot_(slot),
-      cells_(ctx.snapshot()->server_cells[upstream][slot][ctx.index()]) {
+      cells_(gen_->snapshot->server_cells[upstream][slot][ctx.index()]) {
   uv_tcp_init(ctx.loop(), &tcp_);
   uv_timer_init(ctx.loop(), &timer_);
   tcp_.data = this;
@@ -44,10 +46,11 @@ UpstreamConn::UpstreamConn(WorkerContext& ctx, size_t upstream, size_t slot)
 
 UpstreamConn::~UpstreamConn() { ctx_.upstream_conns.erase(this); }
 
-UpstreamConn* UpstreamConn::connect(WorkerContext& ctx, size_t upstream, size_t slot) {
-  auto* conn = new UpstreamConn(ctx, upstream, slot);
-  const Snapshot::Address& addr = *ctx.upstream(upstream).servers[slot].address;
-  const config::Upstream& cfg = *ctx.upstream(upstream).config;
+UpstreamConn* UpstreamConn::connect(WorkerContext& ctx, std::shared_ptr<Generation> gen,
+                                    size_t upstream, size_t slot) {
+  auto* conn = new UpstreamConn(ctx, std::move(gen), upstream, slot);
+  const Snapshot::Address& addr = *conn->gen_->upstreams[upstream].servers[slot].address;
+  const config::Upstream& cfg = *conn->gen_->upstreams[upstream].config;
   conn->timer_role_ = TimerRole::connect;
   uv_timer_start(&conn->timer_, on_timer, static_cast<uint64_t>(cfg.connect_timeout.count()), 0);
   int rc = uv_tcp_connect(&conn->connect_req_, &conn->tcp_,
@@ -62,7 +65,7 @@ UpstreamConn* UpstreamConn::connect(WorkerContext& ctx, size_t upstream, size_t 
 }
 
 const std::string& UpstreamConn::address() const {
-  return ctx_.upstream(upstream_).servers[slot_].address->text;
+  return gen_->upstreams[upstream_].servers[slot_].address->text;
 }
 
 size_t UpstreamConn::write_queue() const {
@@ -78,14 +81,14 @@ void UpstreamConn::attach(DownstreamConn* owner, bool head_request, base::Durati
   llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
   parser_.data = this;
   if (in_pool_) {
-    auto& idle = ctx_.upstream(upstream_).servers[slot_].idle;
+    auto& idle = gen_->upstreams[upstream_].servers[slot_].idle;
     std::erase(idle, this);
     in_pool_ = false;
     reused_ = true;
     uv_timer_stop(&timer_);
     timer_role_ = TimerRole::none;
   }
-  ctx_.upstream(upstream_).loads[slot_].active++;
+  gen_->upstreams[upstream_].loads[slot_].active++;
   cells_->active.add(1);
 }
 
@@ -100,7 +103,7 @@ void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
     return;
   }
   uv_tcp_nodelay(&self->tcp_, 1);
-  if (const auto& tls = self->ctx_.snapshot()->upstream_tls[self->upstream_]) {
+  if (const auto& tls = self->gen_->snapshot->upstream_tls[self->upstream_]) {
     self->start_tls(tls);
     return;
   }
@@ -110,7 +113,7 @@ void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
 }
 
 void UpstreamConn::start_tls(std::shared_ptr<const tls::ClientContext> tls) {
-  const UpstreamState& up = ctx_.upstream(upstream_);
+  const UpstreamState& up = gen_->upstreams[upstream_];
   const Snapshot::Address& addr = *up.servers[slot_].address;
   // The name as written (a dns: name, or an IP) is what the certificate must show.
   tls_ = tls::Session::connect(std::move(tls), up.config->servers[addr.server].address.host);
@@ -409,7 +412,7 @@ void UpstreamConn::on_timer(uv_timer_t* timer) noexcept {
   self->timer_role_ = TimerRole::none;
   switch (role) {
     case TimerRole::connect: {
-      const config::Upstream& cfg = *self->ctx_.upstream(self->upstream_).config;
+      const config::Upstream& cfg = *self->gen_->upstreams[self->upstream_].config;
       if (self->handshaking_) {
         self->fail(base::ErrorCode::connect_timeout,
                    "TLS handshake not complete within connect_timeout " +
@@ -439,9 +442,10 @@ void UpstreamConn::fail(base::ErrorCode code, std::string cause) {
 }
 
 void UpstreamConn::release(bool reusable) {
-  UpstreamState& up = ctx_.upstream(upstream_);
+  UpstreamState& up = gen_->upstreams[upstream_];
   detach_owner();
-  if (!reusable || tunnel_ || closing_ || ctx_.shutting_down() || up.config->keepalive == 0) {
+  if (!reusable || tunnel_ || closing_ || ctx_.shutting_down() || gen_->retired ||
+      up.config->keepalive == 0) {
     close();
     return;
   }
@@ -454,7 +458,7 @@ void UpstreamConn::release(bool reusable) {
 
 void UpstreamConn::start_idle() {
   in_pool_ = true;
-  ctx_.upstream(upstream_).servers[slot_].idle.push_back(this);
+  gen_->upstreams[upstream_].servers[slot_].idle.push_back(this);
   paused_ = false;
   resume_reading();  // to notice the server closing it
   timer_role_ = TimerRole::idle;
@@ -464,7 +468,7 @@ void UpstreamConn::start_idle() {
 
 void UpstreamConn::detach_owner() {
   if (!owner_) return;
-  ctx_.upstream(upstream_).loads[slot_].active--;
+  gen_->upstreams[upstream_].loads[slot_].active--;
   cells_->active.add(-1);
   owner_ = nullptr;
 }
@@ -482,7 +486,7 @@ void UpstreamConn::close() {
   DownstreamConn* owner = owner_;
   detach_owner();
   if (in_pool_) {
-    std::erase(ctx_.upstream(upstream_).servers[slot_].idle, this);
+    std::erase(gen_->upstreams[upstream_].servers[slot_].idle, this);
     in_pool_ = false;
   }
   uv_timer_stop(&timer_);

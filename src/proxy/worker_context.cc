@@ -1,7 +1,9 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <cstring>
 
 #include "connections.h"
@@ -31,7 +33,10 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
                                               std::vector<config::Diagnostic>& problems) {
   auto snap = std::make_shared<Snapshot>();
   bool ok = true;
+  std::map<std::string, int> seen;
   for (const config::Listener& l : config->listeners) {
+    std::string key = l.bind.to_string() + (l.tls ? " tls" : "");
+    snap->listener_keys.push_back(key + " #" + std::to_string(seen[key]++));
     std::shared_ptr<const tls::ServerContext> ctx;
     if (l.tls) {
       ctx = tls::ServerContext::load(*l.tls, problems);
@@ -89,7 +94,7 @@ WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> sn
                              size_t index, metrics::WorkerCells* cells, uint64_t seed,
                              std::atomic<uint32_t>& connections, int log_fd)
     : loop_(loop),
-      snapshot_(std::move(snapshot)),
+      seed_(seed),
       access_log_(loop, log_fd),
       read_buffer_(new char[kReadBufferSize]),
       rng_(seed),
@@ -100,22 +105,53 @@ WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> sn
   trim_.data = this;
   uv_timer_init(loop, &drain_timer_);
   drain_timer_.data = this;
-  const config::Config& cfg = *snapshot_->config;
+  current_ = make_generation(std::move(snapshot));
+}
+
+std::shared_ptr<Generation> WorkerContext::make_generation(std::shared_ptr<const Snapshot> snapshot) const {
+  auto gen = std::make_shared<Generation>();
+  gen->snapshot = std::move(snapshot);
+  const config::Config& cfg = *gen->snapshot->config;
   for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
-    UpstreamState state{&cfg.upstreams[i], {}, {}, {}, upstream::Balancer(cfg.upstreams[i].balance, seed + i)};
-    for (const Snapshot::Address& a : snapshot_->addresses[i]) {
+    UpstreamState state{&cfg.upstreams[i], {}, {}, {}, upstream::Balancer(cfg.upstreams[i].balance, seed_ + i)};
+    for (const Snapshot::Address& a : gen->snapshot->addresses[i]) {
       state.servers.push_back(ServerSlot{&a, {}});
       state.loads.push_back({});
       state.tokens.push_back(upstream::server_token(a.text));
     }
-    upstreams_.push_back(std::move(state));
+    gen->upstreams.push_back(std::move(state));
+  }
+  return gen;
+}
+
+void WorkerContext::swap_snapshot(std::shared_ptr<const Snapshot> snapshot) {
+  if (shutting_down_) return;
+  std::shared_ptr<Generation> old = std::move(current_);
+  current_ = make_generation(std::move(snapshot));
+  old->retired = true;
+  over_cap_.clear();  // indices of the old generation's pools
+  for (UpstreamState& up : old->upstreams) {
+    for (ServerSlot& slot : up.servers) {
+      for (UpstreamConn* u : std::vector<UpstreamConn*>(slot.idle)) u->close();
+    }
   }
 }
 
 WorkerContext::~WorkerContext() = default;
 
-void WorkerContext::accept(uv_stream_t* listener, size_t listener_index) {
-  DownstreamConn::accept(*this, listener, listener_index);
+void WorkerContext::accept(uv_stream_t* listener, std::string_view key) {
+  DownstreamConn::accept(*this, listener, key);
+}
+
+std::shared_ptr<const tls::ServerContext> Snapshot::listener_tls_for(std::string_view key) const {
+  for (size_t i = 0; i < listener_keys.size(); ++i) {
+    if (listener_keys[i] == key) return listener_tls[i];
+  }
+  return nullptr;
+}
+
+bool Snapshot::has_listener(std::string_view key) const {
+  return std::find(listener_keys.begin(), listener_keys.end(), key) != listener_keys.end();
 }
 
 void WorkerContext::log_tls_problem(const std::string& line) {
@@ -148,9 +184,9 @@ void WorkerContext::trim_pools() {
   std::vector<std::pair<size_t, size_t>> work;
   work.swap(over_cap_);
   for (auto [u, s] : work) {
-    auto& idle = upstreams_[u].servers[s].idle;
+    UpstreamState& up = current_->upstreams[u];
     // Oldest first: they have waited longest and are likeliest to be stale.
-    while (idle.size() > upstreams_[u].config->keepalive) idle.front()->close();
+    while (up.servers[s].idle.size() > up.config->keepalive) up.servers[s].idle.front()->close();
   }
 }
 
@@ -165,7 +201,7 @@ void WorkerContext::drain(base::Duration spread, void (*on_empty)(void*), void* 
     if (d->begin_drain()) drain_tunnels_.push_back(d);
   }
   // Idle pooled upstream connections will not be asked for again.
-  for (UpstreamState& up : upstreams_) {
+  for (UpstreamState& up : current_->upstreams) {
     for (ServerSlot& slot : up.servers) {
       for (UpstreamConn* u : std::vector<UpstreamConn*>(slot.idle)) u->close();
     }

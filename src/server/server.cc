@@ -47,6 +47,31 @@ int open_listener(const base::HostPort& bind, std::string& error) {
   return fd;
 }
 
+uint16_t bound_port(int fd);
+
+// One socket per worker for `l` (a port 0 is fixed by the first bind),
+// appended to `per_worker`. On failure nothing is left open.
+bool open_listener_set(const config::Listener& l, const std::string& key,
+                       std::vector<std::vector<ListenFd>>& per_worker) {
+  base::HostPort bind = l.bind;
+  std::string error;
+  for (size_t w = 0; w < per_worker.size(); ++w) {
+    int fd = open_listener(bind, error);
+    if (fd < 0) {
+      std::cerr << "sluice: cannot listen on " << l.address << ": " << error << "\n";
+      for (size_t k = 0; k < w; ++k) {
+        ::close(per_worker[k].back().fd);
+        per_worker[k].pop_back();
+      }
+      return false;
+    }
+    if (w == 0) bind.port = bound_port(fd);
+    per_worker[w].push_back({fd, key});
+  }
+  std::cerr << "sluice: listening on " << bind.to_string() << " (" << (l.tls ? "https" : "http") << ")\n";
+  return true;
+}
+
 uint16_t bound_port(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -65,7 +90,88 @@ struct MainLoop {
   base::Duration drain_timeout{0};
   int signals = 0;
   bool stopping = false;
+
+  // Reload (control plane only).
+  std::shared_ptr<const proxy::Snapshot> snapshot;  // what new connections get
+  metrics::Registry* registry = nullptr;
+  std::string config_path;
+  uv_fs_poll_t watcher;
+  bool watching = false;
 };
+
+void update_watch(MainLoop& m);
+
+// SPEC.md: a bad config is refused and logged, the old one keeps serving;
+// connections and tunnels stay on the config they started with.
+void reload(MainLoop& m, std::string_view why) {
+  if (m.signals > 0) return;  // draining: nothing new will be served
+  std::cerr << "sluice: reloading " << m.config_path << " (" << why << ")\n";
+  auto refuse = [&](const std::string& reason) {
+    m.admin->reloads_failed++;
+    std::cerr << "sluice: reload refused: " << reason << "; still serving the previous config\n";
+  };
+  config::LoadResult loaded = config::load_file(m.config_path);
+  for (const config::Diagnostic& d : loaded.diagnostics) {
+    std::cerr << config::format_diagnostic(m.config_path, d) << "\n";
+  }
+  if (!loaded.ok()) return refuse(std::to_string(loaded.error_count()) + " error(s) in the config");
+  std::vector<config::Diagnostic> problems;
+  auto snapshot = proxy::make_snapshot(loaded.config, *m.registry, problems);
+  for (const config::Diagnostic& d : problems) {
+    std::cerr << config::format_diagnostic(m.config_path, d) << "\n";
+  }
+  if (!snapshot) return refuse("certificates cannot be loaded");
+  const config::Config& old = *m.snapshot->config;
+  const config::Config& cfg = *snapshot->config;
+  // New listeners are bound before anything changes: a port in use refuses
+  // the whole reload instead of half applying it.
+  std::vector<std::vector<ListenFd>> added(m.workers.size());
+  for (size_t i = 0; i < cfg.listeners.size(); ++i) {
+    const config::Listener& l = cfg.listeners[i];
+    if (m.snapshot->has_listener(snapshot->listener_keys[i])) continue;
+    if (!open_listener_set(l, snapshot->listener_keys[i], added)) {
+      for (auto& fds : added) {
+        for (ListenFd& f : fds) ::close(f.fd);
+      }
+      return refuse("cannot listen on " + l.address);
+    }
+  }
+  for (size_t i = 0; i < old.listeners.size(); ++i) {
+    if (!snapshot->has_listener(m.snapshot->listener_keys[i])) {
+      std::cerr << "sluice: stopped listening on " << old.listeners[i].address << "\n";
+    }
+  }
+  if (cfg.server.workers != old.server.workers || cfg.server.access_log != old.server.access_log ||
+      (cfg.admin ? cfg.admin->address : "") != (old.admin ? old.admin->address : "")) {
+    std::cerr << "sluice: warning: server.workers, server.access_log and [admin] take effect at the next start\n";
+  }
+  for (size_t w = 0; w < m.workers.size(); ++w) m.workers[w]->reload(snapshot, std::move(added[w]));
+  m.snapshot = snapshot;
+  m.admin->snapshot = snapshot;
+  m.admin->reloads_ok++;
+  std::cerr << "sluice: config reloaded (" << cfg.routes.size() << " routes, " << cfg.upstreams.size()
+            << " upstreams, " << cfg.listeners.size() << " listeners)\n";
+  update_watch(m);
+}
+
+void on_config_changed(uv_fs_poll_t* handle, int status, const uv_stat_t*, const uv_stat_t*) noexcept {
+  // A missing file (mid-swap) is waited out: the next change brings it back.
+  if (status < 0) return;
+  reload(*static_cast<MainLoop*>(handle->data), "config file changed");
+}
+
+// watch_config: stat the path every second. stat follows symlinks, so the
+// Kubernetes ConfigMap swap (..data relinked to a new directory) shows as a
+// new inode even though the path never changes.
+void update_watch(MainLoop& m) {
+  bool want = m.snapshot->config->server.watch_config;
+  if (want && !m.watching) {
+    m.watching = uv_fs_poll_start(&m.watcher, on_config_changed, m.config_path.c_str(), 1000) == 0;
+  } else if (!want && m.watching) {
+    uv_fs_poll_stop(&m.watcher);
+    m.watching = false;
+  }
+}
 
 void stop_workers(MainLoop& m) {
   if (m.stopping) return;
@@ -94,7 +200,7 @@ void on_drain_timeout(uv_timer_t* timer) noexcept {
 void on_signal(uv_signal_t* handle, int signum) noexcept {
   auto* m = static_cast<MainLoop*>(handle->data);
   if (signum == SIGHUP) {
-    std::cerr << "sluice: SIGHUP: config reload is not implemented yet; still serving the loaded config\n";
+    reload(*m, "SIGHUP");
     return;
   }
   if (++m->signals > 1) {
@@ -106,6 +212,7 @@ void on_signal(uv_signal_t* handle, int signum) noexcept {
   std::cerr << "sluice: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT") << ", draining (drain_timeout "
             << base::format_duration(m->drain_timeout) << ")\n";
   m->admin->draining = true;
+  if (m->watching) uv_fs_poll_stop(&m->watcher);
   uv_timer_start(&m->drain_timer, on_drain_timeout, static_cast<uint64_t>(m->drain_timeout.count()), 0);
   for (auto& w : m->workers) w->drain(m->drain_timeout / 2, &m->drained);
 }
@@ -147,21 +254,9 @@ int run(std::shared_ptr<const config::Config> config) {
     }
   }
 
-  // One socket per listener per worker; a port 0 is fixed by the first bind.
   std::vector<std::vector<ListenFd>> per_worker(workers);
-  for (size_t li = 0; li < cfg.listeners.size(); ++li) {
-    const config::Listener& l = cfg.listeners[li];
-    base::HostPort bind = l.bind;
-    for (size_t w = 0; w < workers; ++w) {
-      int fd = open_listener(bind, error);
-      if (fd < 0) {
-        std::cerr << "sluice: cannot listen on " << l.address << ": " << error << "\n";
-        return 1;
-      }
-      if (w == 0) bind.port = bound_port(fd);
-      per_worker[w].push_back({fd, li});
-    }
-    std::cerr << "sluice: listening on " << bind.to_string() << " (" << (l.tls ? "https" : "http") << ")\n";
+  for (size_t i = 0; i < cfg.listeners.size(); ++i) {
+    if (!open_listener_set(cfg.listeners[i], snapshot->listener_keys[i], per_worker)) return 1;
   }
 
   int admin_fd = -1;
@@ -191,6 +286,12 @@ int run(std::shared_ptr<const config::Config> config) {
                                                  registry.worker(w), seed, connections, log_fd));
   }
   m.admin = &admin_state;
+  m.snapshot = snapshot;
+  m.registry = &registry;
+  m.config_path = cfg.file;
+  uv_fs_poll_init(m.loop, &m.watcher);
+  m.watcher.data = &m;
+  update_watch(m);
   m.drain_timeout = cfg.server.drain_timeout;
   uv_async_init(m.loop, &m.drained, on_drained);
   m.drained.data = &m;
@@ -214,6 +315,7 @@ int run(std::shared_ptr<const config::Config> config) {
   for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drained), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drain_timer), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&m.watcher), nullptr);
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);
   if (log_fd > 2) ::close(log_fd);

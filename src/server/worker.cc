@@ -14,14 +14,57 @@ Worker::Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<List
   drain_.data = this;
   ctx_ = std::make_unique<proxy::WorkerContext>(&loop_, std::move(snapshot), index, cells, seed,
                                                 connections, log_fd);
-  for (const ListenFd& l : fds) {
-    auto listener = std::make_unique<Listener>();
-    listener->index = l.listener;
-    listener->worker = this;
-    uv_tcp_init(&loop_, &listener->tcp);
-    listener->tcp.data = listener.get();
-    uv_tcp_open(&listener->tcp, l.fd);
-    listeners_.push_back(std::move(listener));
+  uv_async_init(&loop_, &reload_, on_reload);
+  reload_.data = this;
+  for (const ListenFd& l : fds) add_listener(l);
+}
+
+void Worker::add_listener(const ListenFd& l) {
+  auto listener = std::make_unique<Listener>();
+  listener->key = l.key;
+  listener->worker = this;
+  uv_tcp_init(&loop_, &listener->tcp);
+  listener->tcp.data = listener.get();
+  uv_tcp_open(&listener->tcp, l.fd);
+  listeners_.push_back(std::move(listener));
+}
+
+void Worker::reload(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> added) {
+  {
+    std::lock_guard lock(reload_mutex_);
+    reload_snapshot_ = std::move(snapshot);
+    // Sockets of an earlier reload the loop has not taken yet stay queued.
+    for (ListenFd& l : added) reload_added_.push_back(std::move(l));
+  }
+  uv_async_send(&reload_);
+}
+
+void Worker::on_reload(uv_async_t* async) noexcept {
+  auto* self = static_cast<Worker*>(async->data);
+  std::shared_ptr<const proxy::Snapshot> snapshot;
+  std::vector<ListenFd> added;
+  {
+    std::lock_guard lock(self->reload_mutex_);
+    snapshot = std::move(self->reload_snapshot_);
+    added.swap(self->reload_added_);
+  }
+  if (!snapshot) return;
+  self->ctx_->swap_snapshot(snapshot);
+  // Listeners the new config no longer names close; open connections stay.
+  std::vector<std::unique_ptr<Listener>> kept;
+  for (auto& l : self->listeners_) {
+    if (snapshot->has_listener(l->key)) {
+      kept.push_back(std::move(l));
+      continue;
+    }
+    Listener* closing = l.release();  // freed by its close callback
+    uv_close(reinterpret_cast<uv_handle_t*>(&closing->tcp),
+             [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+  }
+  self->listeners_ = std::move(kept);
+  for (const ListenFd& l : added) {
+    self->add_listener(l);
+    uv_listen(reinterpret_cast<uv_stream_t*>(&self->listeners_.back()->tcp), 4096, on_connection);
   }
 }
 
@@ -78,7 +121,7 @@ void Worker::join() {
 void Worker::on_connection(uv_stream_t* server, int status) noexcept {
   auto* listener = static_cast<Listener*>(server->data);
   if (status < 0) return;  // EMFILE and friends: the next accept may succeed
-  listener->worker->ctx_->accept(server, listener->index);
+  listener->worker->ctx_->accept(server, listener->key);
 }
 
 void Worker::on_stop(uv_async_t* async) noexcept {
@@ -87,6 +130,7 @@ void Worker::on_stop(uv_async_t* async) noexcept {
   self->ctx_->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&self->drain_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->reload_), nullptr);
 }
 
 }  // namespace sluice::server

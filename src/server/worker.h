@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,7 +18,7 @@ namespace sluice::server {
 
 struct ListenFd {
   int fd = -1;
-  size_t listener = 0;  // index in the config's listeners
+  std::string key;  // the listener's address as configured (Snapshot::listener_tls_for)
 };
 
 class Worker {
@@ -34,6 +36,9 @@ class Worker {
   // Thread-safe: stop accepting and drain (WorkerContext::drain) with
   // tunnels ended over `spread`; `drained` is sent once no client is left.
   void drain(base::Duration spread, uv_async_t* drained);
+  // Thread-safe: new connections use `snapshot`; listeners whose address
+  // it no longer has close, and `added` (bound sockets) start listening.
+  void reload(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> added);
   // True once the worker drained (thread-safe).
   bool drained() const { return drained_flag_.load(std::memory_order_acquire); }
   void join();
@@ -41,7 +46,7 @@ class Worker {
  private:
   struct Listener {
     uv_tcp_t tcp;
-    size_t index = 0;
+    std::string key;
     Worker* worker = nullptr;
   };
 
@@ -49,12 +54,18 @@ class Worker {
   static void on_connection(uv_stream_t* server, int status) noexcept;
   static void on_stop(uv_async_t* async) noexcept;
   static void on_drain(uv_async_t* async) noexcept;
+  static void on_reload(uv_async_t* async) noexcept;
+  void add_listener(const ListenFd& l);
   static void on_drained(void* self) noexcept;
   void close_listeners();
 
   uv_loop_t loop_;
   uv_async_t stop_;
   uv_async_t drain_;
+  uv_async_t reload_;
+  std::mutex reload_mutex_;  // control plane only: guards the two below
+  std::shared_ptr<const proxy::Snapshot> reload_snapshot_;
+  std::vector<ListenFd> reload_added_;
   // Set by drain() before it wakes the loop (uv_async_send orders them).
   base::Duration drain_spread_{0};
   uv_async_t* drained_ = nullptr;
