@@ -113,8 +113,15 @@ struct ScrapeExtras {
   uint64_t reloads_ok = 0;
   uint64_t reloads_failed = 0;
   bool draining = false;
-  // (upstream, server address, healthy) for every server of the current config.
-  std::vector<std::tuple<std::string, std::string, bool>> servers;
+  // Every server of the current config.
+  struct Server {
+    std::string upstream;
+    std::string address;
+    bool healthy = true;
+    uint64_t went_down = 0;  // health changes so far
+    uint64_t went_up = 0;
+  };
+  std::vector<Server> servers;
   // Route name -> kind, to label tunnels (routes of the current config).
   std::map<std::string, std::string> route_kinds;
 };

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "sluice/config.h"
+#include "sluice/health.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/router.h"
@@ -61,6 +62,8 @@ struct Snapshot {
   std::vector<std::vector<metrics::RouteCells*>> route_cells;
   std::vector<metrics::RouteCells*> no_route_cells;
   std::vector<std::vector<std::vector<metrics::ServerCells*>>> server_cells;
+  // Parallel to `addresses`: shared health of each server.
+  std::vector<std::vector<health::ServerHealth*>> health;
 };
 
 // Builds a snapshot; resolves dns: servers with blocking getaddrinfo, so call
@@ -71,7 +74,11 @@ struct Snapshot {
 // `registry`.
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
                                               metrics::Registry& registry,
+                                              health::HealthTable& health,
                                               std::vector<config::Diagnostic>& problems);
+
+// The active health check targets of a snapshot (upstreams with `health`).
+std::vector<health::Checker::Target> health_targets(const Snapshot& snapshot);
 
 class UpstreamConn;
 class DownstreamConn;

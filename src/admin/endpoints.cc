@@ -43,7 +43,7 @@ Response upstreams(const State& state) {
     json servers = json::array();
     for (size_t a = 0; a < snap.addresses[u].size(); ++a) {
       servers.push_back({{"address", snap.addresses[u][a].text},
-                         {"healthy", true},
+                         {"healthy", snap.health[u][a]->usable(health::now_ms())},
                          {"active_connections", active_connections(state, u, a)}});
     }
     list.push_back({{"name", snap.config->upstreams[u].name}, {"servers", servers}});
@@ -69,9 +69,12 @@ Response metrics_text(const State& state) {
   extras.reloads_failed = state.reloads_failed;
   extras.draining = state.draining;
   const proxy::Snapshot& snap = *state.snapshot;
+  int64_t now = health::now_ms();
   for (size_t u = 0; u < snap.config->upstreams.size(); ++u) {
-    for (const proxy::Snapshot::Address& a : snap.addresses[u]) {
-      extras.servers.emplace_back(snap.config->upstreams[u].name, a.text, true);
+    for (size_t a = 0; a < snap.addresses[u].size(); ++a) {
+      const health::ServerHealth& h = *snap.health[u][a];
+      extras.servers.push_back({snap.config->upstreams[u].name, snap.addresses[u][a].text,
+                                h.usable(now), h.went_down(), h.went_up()});
     }
   }
   for (const config::Route& r : snap.config->routes) {

@@ -196,8 +196,16 @@ std::string Registry::render(const ScrapeExtras& extras) const {
   }
 
   w.family("sluice_upstream_healthy", "gauge", "1 when the server receives new requests.");
-  for (const auto& [upstream, server, healthy] : extras.servers) {
-    w.sample("sluice_upstream_healthy", {{"upstream", upstream}, {"server", server}}, healthy ? "1" : "0");
+  for (const auto& s : extras.servers) {
+    w.sample("sluice_upstream_healthy", {{"upstream", s.upstream}, {"server", s.address}}, s.healthy ? "1" : "0");
+  }
+  w.family("sluice_upstream_health_changes_total", "counter",
+           "Health changes of a server (active checks and passive ejection), by new state.");
+  for (const auto& s : extras.servers) {
+    w.sample("sluice_upstream_health_changes_total", {{"upstream", s.upstream}, {"server", s.address}, {"to", "down"}},
+             s.went_down);
+    w.sample("sluice_upstream_health_changes_total", {{"upstream", s.upstream}, {"server", s.address}, {"to", "up"}},
+             s.went_up);
   }
   w.family("sluice_upstream_active", "gauge", "Requests and tunnels using the server now.");
   for (const auto& [key, cells] : servers_) {

@@ -599,6 +599,18 @@ void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
                 "upstream '" + up.config->name + "': no server name resolves to an address");
     return;
   }
+  // Health is shared with the other workers and the checker: refresh this
+  // worker's view before choosing.
+  int64_t now = health::now_ms();
+  const auto& states = snapshot_->health[route_->upstream_index];
+  bool any = false;
+  for (size_t i = 0; i < up.loads.size(); ++i) any |= up.loads[i].healthy = states[i]->usable(now);
+  if (!any) {
+    // Passive ejection never empties an upstream (nginx ignores max_fails
+    // for a lone server): with every server ejected, only failed active
+    // checks keep a server out, and the error names the real cause.
+    for (size_t i = 0; i < up.loads.size(); ++i) up.loads[i].healthy = states[i]->check_ok();
+  }
   std::optional<size_t> slot = exclude ? std::nullopt : affinity_slot(up);
   if (!slot) slot = up.balancer.pick(up.loads, client_hash_, exclude);
   if (!slot && exclude) slot = exclude;  // the one retry has nowhere else to go
@@ -687,6 +699,14 @@ void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) 
     // Every failed attempt counts against its server, retried or not.
     snapshot_->server_cells[route_->upstream_index][*server_][ctx_.index()]
         ->errors[static_cast<size_t>(code)].add();
+    // Passive ejection: a server that refuses, times out or resets again
+    // and again is taken out for a while.
+    if (code == base::ErrorCode::upstream_refused || code == base::ErrorCode::connect_timeout ||
+        code == base::ErrorCode::upstream_reset) {
+      const config::Upstream& up = *gen_->upstreams[route_->upstream_index].config;
+      snapshot_->health[route_->upstream_index][*server_]->traffic_failed(
+          up.health ? up.health->fails : health::kPassiveFailures, cause);
+    }
   }
   if (closing_) return;
   if (response_started_) {
@@ -724,6 +744,7 @@ int DownstreamConn::on_response_head(const http::MessageHead& response, uint64_t
   }
   response_started_ = true;
   status_ = response.status;
+  if (server_) snapshot_->health[route_->upstream_index][*server_]->traffic_succeeded();
   bool no_body = head_.method() == "HEAD" || response.status == 204 || response.status == 304 ||
                  response.status == 101;
   std::string cookie = affinity_cookie();

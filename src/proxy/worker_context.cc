@@ -30,6 +30,7 @@ std::string address_text(const sockaddr_storage& ss) {
 
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
                                               metrics::Registry& registry,
+                                              health::HealthTable& health,
                                               std::vector<config::Diagnostic>& problems) {
   auto snap = std::make_shared<Snapshot>();
   bool ok = true;
@@ -81,13 +82,33 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
       freeaddrinfo(list);
     }
     std::vector<std::vector<metrics::ServerCells*>> cells;
-    for (const Snapshot::Address& a : addrs) cells.push_back(registry.server(u.name, a.text));
+    std::vector<health::ServerHealth*> states;
+    for (const Snapshot::Address& a : addrs) {
+      cells.push_back(registry.server(u.name, a.text));
+      states.push_back(health.get(u.name, a.text));
+    }
+    snap->health.push_back(std::move(states));
     snap->server_cells.push_back(std::move(cells));
     snap->addresses.push_back(std::move(addrs));
   }
   for (const config::Route& r : config->routes) snap->route_cells.push_back(registry.route(r.name));
   snap->no_route_cells = registry.route("");
   return snap;
+}
+
+std::vector<health::Checker::Target> health_targets(const Snapshot& snapshot) {
+  std::vector<health::Checker::Target> targets;
+  const config::Config& cfg = *snapshot.config;
+  for (size_t u = 0; u < cfg.upstreams.size(); ++u) {
+    if (!cfg.upstreams[u].health) continue;
+    for (size_t a = 0; a < snapshot.addresses[u].size(); ++a) {
+      const Snapshot::Address& addr = snapshot.addresses[u][a];
+      targets.push_back({cfg.upstreams[u].name, *cfg.upstreams[u].health, addr.addr, addr.text,
+                         cfg.upstreams[u].servers[addr.server].address.host, snapshot.upstream_tls[u],
+                         snapshot.health[u][a]});
+    }
+  }
+  return targets;
 }
 
 WorkerContext::WorkerContext(uv_loop_t* loop, std::shared_ptr<const Snapshot> snapshot,

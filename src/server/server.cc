@@ -94,6 +94,8 @@ struct MainLoop {
   // Reload (control plane only).
   std::shared_ptr<const proxy::Snapshot> snapshot;  // what new connections get
   metrics::Registry* registry = nullptr;
+  health::HealthTable* health_table = nullptr;
+  health::Checker* checker = nullptr;
   std::string config_path;
   uv_fs_poll_t watcher;
   bool watching = false;
@@ -116,7 +118,7 @@ void reload(MainLoop& m, std::string_view why) {
   }
   if (!loaded.ok()) return refuse(std::to_string(loaded.error_count()) + " error(s) in the config");
   std::vector<config::Diagnostic> problems;
-  auto snapshot = proxy::make_snapshot(loaded.config, *m.registry, problems);
+  auto snapshot = proxy::make_snapshot(loaded.config, *m.registry, *m.health_table, problems);
   for (const config::Diagnostic& d : problems) {
     std::cerr << config::format_diagnostic(m.config_path, d) << "\n";
   }
@@ -149,6 +151,7 @@ void reload(MainLoop& m, std::string_view why) {
   m.snapshot = snapshot;
   m.admin->snapshot = snapshot;
   m.admin->reloads_ok++;
+  m.checker->set_targets(proxy::health_targets(*snapshot));
   std::cerr << "sluice: config reloaded (" << cfg.routes.size() << " routes, " << cfg.upstreams.size()
             << " upstreams, " << cfg.listeners.size() << " listeners)\n";
   update_watch(m);
@@ -241,8 +244,9 @@ int run(std::shared_ptr<const config::Config> config) {
     return 1;
   }
   metrics::Registry registry(workers);
+  health::HealthTable health_table;
   std::vector<config::Diagnostic> problems;
-  auto snapshot = proxy::make_snapshot(config, registry, problems);
+  auto snapshot = proxy::make_snapshot(config, registry, health_table, problems);
   for (const config::Diagnostic& d : problems) {
     std::cerr << config::format_diagnostic(cfg.file, d) << "\n";
   }
@@ -288,6 +292,10 @@ int run(std::shared_ptr<const config::Config> config) {
   m.admin = &admin_state;
   m.snapshot = snapshot;
   m.registry = &registry;
+  m.health_table = &health_table;
+  health::Checker checker(m.loop);
+  checker.set_targets(proxy::health_targets(*snapshot));
+  m.checker = &checker;
   m.config_path = cfg.file;
   uv_fs_poll_init(m.loop, &m.watcher);
   m.watcher.data = &m;
@@ -312,6 +320,7 @@ int run(std::shared_ptr<const config::Config> config) {
   for (auto& w : m.workers) w->join();
   m.workers.clear();
   admin_server.stop();
+  checker.stop();
   for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drained), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drain_timer), nullptr);
