@@ -66,16 +66,29 @@ struct Snapshot {
   std::vector<std::vector<health::ServerHealth*>> health;
 };
 
-// Builds a snapshot; resolves dns: servers with blocking getaddrinfo, so call
-// it from the control plane only. A name that resolves to nothing leaves its
-// upstream without addresses (requests get 502 upstream_unresolved).
+// Builds a snapshot from a config and the addresses of its servers. A name
+// that resolves to nothing leaves its upstream without addresses (requests
+// get 502 upstream_unresolved).
 // Certificates that cannot be loaded are reported in `problems` (with the
 // position of their entry) and make the result null. Metric cells come from
 // `registry`.
+// The addresses each configured server stands for, [upstream][server]: an
+// IP server is itself, a dns: server every address its name resolves to.
+using Resolved = std::vector<std::vector<std::vector<sockaddr_storage>>>;
+// "10.0.0.7:8000", "[::1]:8000".
+std::string address_text(const sockaddr_storage& addr);
+
+// Resolves every server now, with blocking getaddrinfo: control plane only.
+Resolved resolve_blocking(const config::Config& config);
+
+// `same_config`, when it holds the same config (a DNS change), lends its
+// TLS contexts instead of reading the certificates again.
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
                                               metrics::Registry& registry,
                                               health::HealthTable& health,
-                                              std::vector<config::Diagnostic>& problems);
+                                              std::vector<config::Diagnostic>& problems,
+                                              const Resolved& resolved,
+                                              const Snapshot* same_config = nullptr);
 
 // The active health check targets of a snapshot (upstreams with `health`).
 std::vector<health::Checker::Target> health_targets(const Snapshot& snapshot);

@@ -9,7 +9,6 @@
 #include "connections.h"
 
 namespace sluice::proxy {
-namespace {
 
 std::string address_text(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = {0};
@@ -26,20 +25,49 @@ std::string address_text(const sockaddr_storage& ss) {
   return base::HostPort{host, port}.to_string();
 }
 
-}  // namespace
+Resolved resolve_blocking(const config::Config& config) {
+  Resolved out;
+  for (const config::Upstream& u : config.upstreams) {
+    std::vector<std::vector<sockaddr_storage>> servers;
+    for (const config::UpstreamServer& s : u.servers) {
+      std::vector<sockaddr_storage> addrs;
+      addrinfo hints{};
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = s.dns ? 0 : AI_NUMERICHOST;
+      addrinfo* list = nullptr;
+      std::string port = std::to_string(s.address.port);
+      if (getaddrinfo(s.address.host.c_str(), port.c_str(), &hints, &list) == 0) {
+        for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+          sockaddr_storage ss{};
+          std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+          addrs.push_back(ss);
+        }
+        freeaddrinfo(list);
+      }
+      servers.push_back(std::move(addrs));
+    }
+    out.push_back(std::move(servers));
+  }
+  return out;
+}
 
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config,
                                               metrics::Registry& registry,
                                               health::HealthTable& health,
-                                              std::vector<config::Diagnostic>& problems) {
+                                              std::vector<config::Diagnostic>& problems,
+                                              const Resolved& resolved, const Snapshot* same_config) {
   auto snap = std::make_shared<Snapshot>();
   bool ok = true;
+  // A DNS change keeps the config: its certificates are not read again.
+  bool reuse = same_config && same_config->config == config;
   std::map<std::string, int> seen;
   for (const config::Listener& l : config->listeners) {
     std::string key = l.bind.to_string() + (l.tls ? " tls" : "");
     snap->listener_keys.push_back(key + " #" + std::to_string(seen[key]++));
     std::shared_ptr<const tls::ServerContext> ctx;
-    if (l.tls) {
+    if (reuse) {
+      ctx = same_config->listener_tls[snap->listener_tls.size()];
+    } else if (l.tls) {
       ctx = tls::ServerContext::load(*l.tls, problems);
       ok = ok && ctx;
     }
@@ -47,7 +75,9 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
   }
   for (const config::Upstream& u : config->upstreams) {
     std::shared_ptr<const tls::ClientContext> ctx;
-    if (u.tls) {
+    if (reuse) {
+      ctx = same_config->upstream_tls[snap->upstream_tls.size()];
+    } else if (u.tls) {
       std::string error;
       ctx = tls::ClientContext::load(*u.tls, error);
       if (!ctx) {
@@ -60,26 +90,19 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
   if (!ok) return nullptr;
   snap->config = config;
   snap->routes = std::make_unique<router::RouteTable>(config);
-  for (const config::Upstream& u : config->upstreams) {
+  for (size_t ui = 0; ui < config->upstreams.size(); ++ui) {
+    const config::Upstream& u = config->upstreams[ui];
     std::vector<Snapshot::Address> addrs;
     for (size_t i = 0; i < u.servers.size(); ++i) {
-      const config::UpstreamServer& s = u.servers[i];
-      addrinfo hints{};
-      hints.ai_socktype = SOCK_STREAM;
-      hints.ai_flags = s.dns ? 0 : AI_NUMERICHOST;
-      addrinfo* list = nullptr;
-      std::string port = std::to_string(s.address.port);
-      if (getaddrinfo(s.address.host.c_str(), port.c_str(), &hints, &list) != 0) continue;
-      for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+      for (const sockaddr_storage& ss : resolved[ui][i]) {
         Snapshot::Address a;
-        std::memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
+        a.addr = ss;
         a.text = address_text(a.addr);
         a.server = i;
         bool dup = false;
         for (const auto& existing : addrs) dup = dup || existing.text == a.text;
         if (!dup) addrs.push_back(std::move(a));
       }
-      freeaddrinfo(list);
     }
     std::vector<std::vector<metrics::ServerCells*>> cells;
     std::vector<health::ServerHealth*> states;

@@ -16,6 +16,7 @@
 #include "sluice/log.h"
 #include "sluice/proxy.h"
 #include "sluice/server.h"
+#include "resolver.h"
 #include "worker.h"
 
 namespace sluice::server {
@@ -96,12 +97,35 @@ struct MainLoop {
   metrics::Registry* registry = nullptr;
   health::HealthTable* health_table = nullptr;
   health::Checker* checker = nullptr;
+  Resolver* resolver = nullptr;
   std::string config_path;
   uv_fs_poll_t watcher;
   bool watching = false;
 };
 
 void update_watch(MainLoop& m);
+
+// Hands a new snapshot to every worker, the admin endpoints and the checker.
+void install(MainLoop& m, std::shared_ptr<const proxy::Snapshot> snapshot,
+             std::vector<std::vector<ListenFd>> added) {
+  for (size_t w = 0; w < m.workers.size(); ++w) m.workers[w]->reload(snapshot, std::move(added[w]));
+  m.snapshot = snapshot;
+  m.admin->snapshot = snapshot;
+  m.checker->set_targets(proxy::health_targets(*snapshot));
+}
+
+// The addresses of a dns: server changed: same config, new servers.
+// Connections to addresses that left finish on their generation.
+void on_dns_change(void* arg, const proxy::Resolved& resolved, const std::string& summary) {
+  auto& m = *static_cast<MainLoop*>(arg);
+  if (m.signals > 0) return;
+  std::vector<config::Diagnostic> problems;
+  auto snapshot = proxy::make_snapshot(m.snapshot->config, *m.registry, *m.health_table, problems,
+                                       resolved, m.snapshot.get());
+  if (!snapshot) return;  // cannot happen with the same config: nothing is read again
+  std::cerr << "sluice: dns: " << summary << "\n";
+  install(m, std::move(snapshot), std::vector<std::vector<ListenFd>>(m.workers.size()));
+}
 
 // SPEC.md: a bad config is refused and logged, the old one keeps serving;
 // connections and tunnels stay on the config they started with.
@@ -118,7 +142,8 @@ void reload(MainLoop& m, std::string_view why) {
   }
   if (!loaded.ok()) return refuse(std::to_string(loaded.error_count()) + " error(s) in the config");
   std::vector<config::Diagnostic> problems;
-  auto snapshot = proxy::make_snapshot(loaded.config, *m.registry, *m.health_table, problems);
+  proxy::Resolved resolved = proxy::resolve_blocking(*loaded.config);
+  auto snapshot = proxy::make_snapshot(loaded.config, *m.registry, *m.health_table, problems, resolved);
   for (const config::Diagnostic& d : problems) {
     std::cerr << config::format_diagnostic(m.config_path, d) << "\n";
   }
@@ -147,11 +172,9 @@ void reload(MainLoop& m, std::string_view why) {
       (cfg.admin ? cfg.admin->address : "") != (old.admin ? old.admin->address : "")) {
     std::cerr << "sluice: warning: server.workers, server.access_log and [admin] take effect at the next start\n";
   }
-  for (size_t w = 0; w < m.workers.size(); ++w) m.workers[w]->reload(snapshot, std::move(added[w]));
-  m.snapshot = snapshot;
-  m.admin->snapshot = snapshot;
+  install(m, snapshot, std::move(added));
+  m.resolver->set(snapshot->config, std::move(resolved));
   m.admin->reloads_ok++;
-  m.checker->set_targets(proxy::health_targets(*snapshot));
   std::cerr << "sluice: config reloaded (" << cfg.routes.size() << " routes, " << cfg.upstreams.size()
             << " upstreams, " << cfg.listeners.size() << " listeners)\n";
   update_watch(m);
@@ -246,7 +269,8 @@ int run(std::shared_ptr<const config::Config> config) {
   metrics::Registry registry(workers);
   health::HealthTable health_table;
   std::vector<config::Diagnostic> problems;
-  auto snapshot = proxy::make_snapshot(config, registry, health_table, problems);
+  proxy::Resolved resolved = proxy::resolve_blocking(*config);
+  auto snapshot = proxy::make_snapshot(config, registry, health_table, problems, resolved);
   for (const config::Diagnostic& d : problems) {
     std::cerr << config::format_diagnostic(cfg.file, d) << "\n";
   }
@@ -296,6 +320,9 @@ int run(std::shared_ptr<const config::Config> config) {
   health::Checker checker(m.loop);
   checker.set_targets(proxy::health_targets(*snapshot));
   m.checker = &checker;
+  Resolver resolver(m.loop, on_dns_change, &m);
+  resolver.set(config, std::move(resolved));
+  m.resolver = &resolver;
   m.config_path = cfg.file;
   uv_fs_poll_init(m.loop, &m.watcher);
   m.watcher.data = &m;
@@ -321,6 +348,7 @@ int run(std::shared_ptr<const config::Config> config) {
   m.workers.clear();
   admin_server.stop();
   checker.stop();
+  resolver.stop();
   for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drained), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drain_timer), nullptr);
