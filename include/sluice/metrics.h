@@ -135,7 +135,7 @@ class Registry {
   size_t workers() const { return workers_; }
   // The cells of `name` for every worker (index = worker), created on
   // first use; the pointers stay valid for the registry's life. Requests
-  // that match no route count under the name "".
+  // that match no route count under the name "(none)" (SPEC.md).
   std::vector<RouteCells*> route(const std::string& name);
   std::vector<ServerCells*> server(const std::string& upstream, const std::string& address);
   WorkerCells* worker(size_t index) { return workers_cells_[index].get(); }

@@ -150,14 +150,17 @@ class WorkerContext {
   // Closes every connection; the loop ends once their close callbacks ran.
   void shutdown();
 
-  // Graceful drain (SPEC.md, "Signals"): idle connections close now,
-  // requests in flight finish and their connections close after the
-  // response, and WebSocket tunnels are ended with 1001 at times spread
-  // evenly over `spread`. `on_empty(arg)` runs once no client connection
+  // Graceful drain (SPEC.md, "Signals"): requests in flight finish and
+  // their connections close after the response; WebSocket tunnels (1001)
+  // and connections waiting for a request are ended at times spread evenly
+  // over `spread`. `on_empty(arg)` runs once no client connection
   // is left (at once if none is). The listeners are the caller's to close.
   void drain(base::Duration spread, void (*on_empty)(void*), void* arg);
   // From DownstreamConn's destructor.
   void on_downstream_gone();
+  bool draining() const { return draining_; }
+  // A tunnel that opened during the drain joins the end of the schedule.
+  void drain_later(DownstreamConn* conn);
 
   // Asks for the idle pool of (upstream, slot) to be cut back to its
   // `keepalive` size before the loop next waits for I/O.

@@ -33,7 +33,7 @@ void ServerHealth::traffic_failed(uint32_t threshold, const std::string& cause) 
   went_down_.fetch_add(1, std::memory_order_relaxed);
   log_line("upstream '" + upstream_ + "' server " + address_ + " ejected for " +
            std::to_string(backoff / 1000) + "s after " + std::to_string(failures) +
-           " failed requests in a row (" + cause + ")");
+           " failed attempts in a row (" + cause + ")");
 }
 
 void ServerHealth::traffic_succeeded() {

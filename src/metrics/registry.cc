@@ -1,5 +1,6 @@
 // The registry of cells and its Prometheus text exposition (format 0.0.4).
 
+#include <charconv>
 #include <cstdio>
 #include <map>
 
@@ -21,10 +22,12 @@ std::string escape(std::string_view v) {
   return out;
 }
 
+// The shortest text that reads back as `v`: a large _sum keeps its
+// fractional part (rates of it stay exact).
 std::string number(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
 }
 
 // Writes one metric family: HELP and TYPE once, then its samples.

@@ -158,10 +158,11 @@ class DownstreamConn {
   void on_tunnel_upstream_data(std::string_view data);
   void on_tunnel_upstream_closed(const std::string& cause);
 
-  // Drain: returns true for a tunnel, which the worker ends later with
-  // drain_tunnel(); anything else closes now (idle) or after its response.
+  // Drain: true for a tunnel or a connection waiting for a request, which
+  // the worker ends later with drain_end(); a request in flight ends its
+  // connection after the response.
   bool begin_drain();
-  void drain_tunnel();
+  void drain_end();
 
   void close();
 
@@ -185,6 +186,7 @@ class DownstreamConn {
   };
 
   void start();
+  bool waiting_for_request() const;
   // Client bytes (decrypted on TLS listeners), or an end (nread < 0).
   void on_input(const char* data, ssize_t nread);
   // Ciphertext from a TLS client: decrypt, answer handshakes, pass on.

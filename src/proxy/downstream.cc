@@ -94,28 +94,28 @@ DownstreamConn::~DownstreamConn() {
   ctx_.on_downstream_gone();
 }
 
+bool DownstreamConn::waiting_for_request() const {
+  return phase_ == Phase::idle || (phase_ == Phase::head && head_bytes_ == 0 && pending_.empty());
+}
+
 bool DownstreamConn::begin_drain() {
   if (closing_ || lingering_) return false;
   keep_alive_ = false;  // the response in flight, if any, ends the connection
-  switch (phase_) {
-    case Phase::tunnel:
-      return true;
-    case Phase::idle:
-    case Phase::head:
-      if (phase_ == Phase::head && (head_bytes_ > 0 || !pending_.empty())) return false;
-      // Nothing asked (or a reply still being written): close once written.
-      close_after_write_ = true;
-      if (writes_in_flight_ == 0) close();
-      return false;
-    case Phase::proxying:
-    case Phase::local:
-      return false;
-  }
-  return false;
+  // Tunnels and connections waiting for a request are ended on the drain's
+  // schedule; until then a request that arrives is served, with
+  // Connection: close (SPEC.md, "Drain").
+  return phase_ == Phase::tunnel || waiting_for_request();
 }
 
-void DownstreamConn::drain_tunnel() {
-  if (phase_ == Phase::tunnel) end_tunnel(uint16_t{1001}, uint16_t{1001});
+void DownstreamConn::drain_end() {
+  if (closing_ || lingering_) return;
+  if (phase_ == Phase::tunnel) {
+    end_tunnel(uint16_t{1001}, uint16_t{1001});
+  } else if (waiting_for_request()) {
+    close_after_write_ = true;
+    if (writes_in_flight_ == 0) linger();
+  }
+  // Mid-request: the response carries Connection: close and ends it.
 }
 
 void DownstreamConn::accept(WorkerContext& ctx, uv_stream_t* listener, std::string_view key) {
@@ -417,7 +417,8 @@ int DownstreamConn::on_headers_complete(llhttp_t* p) noexcept {
     self->request_framing_ = http::Framing::content_length;
     self->request_length_ = p->content_length;
   }
-  self->keep_alive_ = llhttp_should_keep_alive(p) != 0;
+  // Draining: this request is served, and is the connection's last.
+  self->keep_alive_ = llhttp_should_keep_alive(p) != 0 && !self->ctx_.shutting_down();
   // Routing happens outside the parser, once the exact head size is known.
   return HPE_PAUSED;
 }
@@ -1070,6 +1071,7 @@ void DownstreamConn::start_tunnel(std::string_view rest) {
   tunnel_started_ = last_activity_;
   tunnel_open_ = true;
   route_cells().tunnels_active.add(1);
+  if (ctx_.draining()) ctx_.drain_later(this);  // its upgrade was in flight at the signal
   // The parser is done with this connection: what the client sent after its
   // handshake already belongs to the tunnel.
   parser_paused_ = true;

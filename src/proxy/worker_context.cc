@@ -115,7 +115,7 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
     snap->addresses.push_back(std::move(addrs));
   }
   for (const config::Route& r : config->routes) snap->route_cells.push_back(registry.route(r.name));
-  snap->no_route_cells = registry.route("");
+  snap->no_route_cells = registry.route("(none)");
   return snap;
 }
 
@@ -267,9 +267,16 @@ void WorkerContext::on_drain_tick(uv_timer_t* timer) noexcept {
     DownstreamConn* d = self->drain_tunnels_[self->drain_ended_++];
     // No connection is created while draining, so one still registered is
     // the same one (not a new one at a reused address).
-    if (self->downstreams.count(d)) d->drain_tunnel();
+    if (self->downstreams.count(d)) d->drain_end();
   }
   if (self->drain_ended_ == n) uv_timer_stop(&self->drain_timer_);
+}
+
+void WorkerContext::drain_later(DownstreamConn* conn) {
+  drain_tunnels_.push_back(conn);
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&drain_timer_))) {
+    uv_timer_start(&drain_timer_, on_drain_tick, 0, 20);
+  }
 }
 
 void WorkerContext::on_downstream_gone() {

@@ -49,6 +49,11 @@ void Worker::on_reload(uv_async_t* async) noexcept {
     added.swap(self->reload_added_);
   }
   if (!snapshot) return;
+  if (self->ctx_->draining() || self->ctx_->shutting_down()) {
+    // A reload that lost the race with a drain: nothing new may open.
+    for (const ListenFd& l : added) ::close(l.fd);
+    return;
+  }
   self->ctx_->swap_snapshot(snapshot);
   // Listeners the new config no longer names close; open connections stay.
   std::vector<std::unique_ptr<Listener>> kept;
