@@ -122,7 +122,8 @@ struct ScrapeExtras {
     uint64_t went_up = 0;
   };
   std::vector<Server> servers;
-  // Route name -> kind, to label tunnels (routes of the current config).
+  // Route name -> kind, to label tunnels (routes of the current config);
+  // routes not in it use the kind they were registered with.
   std::map<std::string, std::string> route_kinds;
 };
 
@@ -136,7 +137,9 @@ class Registry {
   // The cells of `name` for every worker (index = worker), created on
   // first use; the pointers stay valid for the registry's life. Requests
   // that match no route count under the name "(none)" (SPEC.md).
-  std::vector<RouteCells*> route(const std::string& name);
+  // `kind` (the route's kind when it was loaded) labels its tunnels also
+  // after a reload removed the route while tunnels of it are still open.
+  std::vector<RouteCells*> route(const std::string& name, std::string_view kind = {});
   std::vector<ServerCells*> server(const std::string& upstream, const std::string& address);
   WorkerCells* worker(size_t index) { return workers_cells_[index].get(); }
 
@@ -147,6 +150,7 @@ class Registry {
   size_t workers_;
   mutable std::mutex mutex_;  // guards the maps (control plane), never the cells
   std::map<std::string, std::vector<std::unique_ptr<RouteCells>>> routes_;
+  std::map<std::string, std::string> kinds_;  // route name -> its last known kind
   std::map<std::pair<std::string, std::string>, std::vector<std::unique_ptr<ServerCells>>> servers_;
   std::vector<std::unique_ptr<WorkerCells>> workers_cells_;
 };

@@ -107,8 +107,9 @@ Registry::Registry(size_t workers) : workers_(workers) {
   for (size_t i = 0; i < workers; ++i) workers_cells_.push_back(std::make_unique<WorkerCells>());
 }
 
-std::vector<RouteCells*> Registry::route(const std::string& name) {
+std::vector<RouteCells*> Registry::route(const std::string& name, std::string_view kind) {
   std::lock_guard lock(mutex_);
+  if (!kind.empty()) kinds_[name] = std::string(kind);
   auto& cells = routes_[name];
   while (cells.size() < workers_) cells.push_back(std::make_unique<RouteCells>());
   std::vector<RouteCells*> out;
@@ -151,8 +152,9 @@ std::string Registry::render(const ScrapeExtras& extras) const {
   // Tunnel families list the routes that carry tunnels now, and any other
   // that ever did (a route removed or changed by a reload keeps its counts).
   auto kind_of = [&](const std::string& route) -> std::string_view {
-    auto it = extras.route_kinds.find(route);
-    return it == extras.route_kinds.end() ? std::string_view() : std::string_view(it->second);
+    if (auto it = extras.route_kinds.find(route); it != extras.route_kinds.end()) return it->second;
+    auto it = kinds_.find(route);
+    return it == kinds_.end() ? std::string_view() : std::string_view(it->second);
   };
   auto has_tunnels = [&](const std::string& route, const std::vector<std::unique_ptr<RouteCells>>& cells) {
     std::string_view kind = kind_of(route);

@@ -465,6 +465,12 @@ int DownstreamConn::on_message_complete(llhttp_t* p) noexcept {
 bool DownstreamConn::request_has_body() const { return request_framing_ != http::Framing::none; }
 
 void DownstreamConn::handle_head() {
+  if (gen_ != ctx_.generation()) {
+    // Reloaded since this connection's last request (which finished on the
+    // config it started with): the next request uses the new config.
+    gen_ = ctx_.generation();
+    snapshot_ = gen_->snapshot;
+  }
   const config::ServerSettings& server = snapshot_->config->server;
   uv_timer_stop(&timer_);
   if (head_bytes_ > server.max_header_size) {

@@ -114,7 +114,7 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
     snap->server_cells.push_back(std::move(cells));
     snap->addresses.push_back(std::move(addrs));
   }
-  for (const config::Route& r : config->routes) snap->route_cells.push_back(registry.route(r.name));
+  for (const config::Route& r : config->routes) snap->route_cells.push_back(registry.route(r.name, config::to_string(r.kind)));
   snap->no_route_cells = registry.route("(none)");
   return snap;
 }

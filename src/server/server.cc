@@ -51,9 +51,11 @@ int open_listener(const base::HostPort& bind, std::string& error) {
 uint16_t bound_port(int fd);
 
 // One socket per worker for `l` (a port 0 is fixed by the first bind),
-// appended to `per_worker`. On failure nothing is left open.
+// appended to `per_worker`; `line` is its "listening on" line, for the
+// caller to print once everything it opens succeeded. On failure nothing
+// is left open.
 bool open_listener_set(const config::Listener& l, const std::string& key,
-                       std::vector<std::vector<ListenFd>>& per_worker) {
+                       std::vector<std::vector<ListenFd>>& per_worker, std::string& line) {
   base::HostPort bind = l.bind;
   std::string error;
   for (size_t w = 0; w < per_worker.size(); ++w) {
@@ -69,7 +71,7 @@ bool open_listener_set(const config::Listener& l, const std::string& key,
     if (w == 0) bind.port = bound_port(fd);
     per_worker[w].push_back({fd, key});
   }
-  std::cerr << "sluice: listening on " << bind.to_string() << " (" << (l.tls ? "https" : "http") << ")\n";
+  line = "sluice: listening on " + bind.to_string() + " (" + (l.tls ? "https" : "http") + ")\n";
   return true;
 }
 
@@ -136,6 +138,15 @@ void reload(MainLoop& m, std::string_view why) {
     m.admin->reloads_failed++;
     std::cerr << "sluice: reload refused: " << reason << "; still serving the previous config\n";
   };
+  uv_fs_t stat_req;
+  bool empty = uv_fs_stat(nullptr, &stat_req, m.config_path.c_str(), nullptr) == 0 &&
+               stat_req.statbuf.st_size == 0;
+  uv_fs_req_cleanup(&stat_req);
+  if (empty) {
+    // Valid TOML, but never meant: a writer that truncates before it
+    // writes, caught in between. The finished file triggers a reload.
+    return refuse("the config file is empty");
+  }
   config::LoadResult loaded = config::load_file(m.config_path);
   for (const config::Diagnostic& d : loaded.diagnostics) {
     std::cerr << config::format_diagnostic(m.config_path, d) << "\n";
@@ -153,16 +164,21 @@ void reload(MainLoop& m, std::string_view why) {
   // New listeners are bound before anything changes: a port in use refuses
   // the whole reload instead of half applying it.
   std::vector<std::vector<ListenFd>> added(m.workers.size());
+  std::string lines;
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
     const config::Listener& l = cfg.listeners[i];
     if (m.snapshot->has_listener(snapshot->listener_keys[i])) continue;
-    if (!open_listener_set(l, snapshot->listener_keys[i], added)) {
+    std::string line;
+    if (open_listener_set(l, snapshot->listener_keys[i], added, line)) {
+      lines += line;
+    } else {
       for (auto& fds : added) {
         for (ListenFd& f : fds) ::close(f.fd);
       }
       return refuse("cannot listen on " + l.address);
     }
   }
+  std::cerr << lines;
   for (size_t i = 0; i < old.listeners.size(); ++i) {
     if (!snapshot->has_listener(m.snapshot->listener_keys[i])) {
       std::cerr << "sluice: stopped listening on " << old.listeners[i].address << "\n";
@@ -258,6 +274,18 @@ void raise_fd_limit() {
 int run(std::shared_ptr<const config::Config> config) {
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
+  // Signals are caught from the start: a SIGHUP sent as soon as the
+  // listening lines appear must reload, not kill (its default action).
+  // libuv records them; they are handled once the loop runs.
+  MainLoop m;
+  m.loop = uv_default_loop();
+  for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) {
+    uv_signal_init(m.loop, s);
+    s->data = &m;
+  }
+  uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&m.sigint, on_signal, SIGINT);
+  uv_signal_start(&m.sighup, on_signal, SIGHUP);
   const config::Config& cfg = *config;
   size_t workers = cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::string error;
@@ -284,7 +312,9 @@ int run(std::shared_ptr<const config::Config> config) {
 
   std::vector<std::vector<ListenFd>> per_worker(workers);
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
-    if (!open_listener_set(cfg.listeners[i], snapshot->listener_keys[i], per_worker)) return 1;
+    std::string line;
+    if (!open_listener_set(cfg.listeners[i], snapshot->listener_keys[i], per_worker, line)) return 1;
+    std::cerr << line;
   }
 
   int admin_fd = -1;
@@ -298,8 +328,6 @@ int run(std::shared_ptr<const config::Config> config) {
     std::cerr << "sluice: listening on " << bound.to_string() << " (admin)\n";
   }
 
-  MainLoop m;
-  m.loop = uv_default_loop();
   std::atomic<uint32_t> connections{0};
   admin::State admin_state{snapshot, &registry, &connections};
   admin::Server admin_server(m.loop, admin_state);
@@ -332,13 +360,6 @@ int run(std::shared_ptr<const config::Config> config) {
   m.drained.data = &m;
   uv_timer_init(m.loop, &m.drain_timer);
   m.drain_timer.data = &m;
-  for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) {
-    uv_signal_init(m.loop, s);
-    s->data = &m;
-  }
-  uv_signal_start(&m.sigterm, on_signal, SIGTERM);
-  uv_signal_start(&m.sigint, on_signal, SIGINT);
-  uv_signal_start(&m.sighup, on_signal, SIGHUP);
   for (auto& w : m.workers) w->start();
 
   // Serve the admin endpoints and signals until the drain ends, then wait

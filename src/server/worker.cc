@@ -68,6 +68,10 @@ void Worker::on_reload(uv_async_t* async) noexcept {
   }
   self->listeners_ = std::move(kept);
   for (const ListenFd& l : added) {
+    if (!snapshot->has_listener(l.key)) {
+      ::close(l.fd);  // added by a reload that a later one already undid
+      continue;
+    }
     self->add_listener(l);
     uv_listen(reinterpret_cast<uv_stream_t*>(&self->listeners_.back()->tcp), 4096, on_connection);
   }
