@@ -21,6 +21,9 @@ int64_t now_ms() {
       .count();
 }
 
+// went_down/went_up count changes of usable(): each outage once, whichever
+// source saw it first, and each return once.
+
 void ServerHealth::traffic_failed(uint32_t threshold, const std::string& cause) {
   uint32_t failures = traffic_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (failures < threshold) return;
@@ -30,6 +33,7 @@ void ServerHealth::traffic_failed(uint32_t threshold, const std::string& cause) 
   uint32_t n = ejections_.fetch_add(1, std::memory_order_relaxed);
   int64_t backoff = std::min(kEjectMaxMs, kEjectFirstMs << std::min<uint32_t>(n, 4));
   ejected_until_.store(now + backoff, std::memory_order_relaxed);
+  if (!check_ok()) return;  // the checks already keep it out
   went_down_.fetch_add(1, std::memory_order_relaxed);
   log_line("upstream '" + upstream_ + "' server " + address_ + " ejected for " +
            std::to_string(backoff / 1000) + "s after " + std::to_string(failures) +
@@ -40,10 +44,12 @@ void ServerHealth::traffic_succeeded() {
   if (traffic_failures_.load(std::memory_order_relaxed) != 0) {
     traffic_failures_.store(0, std::memory_order_relaxed);
   }
-  if (ejections_.load(std::memory_order_relaxed) != 0 &&
-      ejected_until_.load(std::memory_order_relaxed) <= now_ms()) {
-    ejections_.store(0, std::memory_order_relaxed);
-  }
+  // The first success after an ejection ran out (one worker wins the swap).
+  uint32_t n = ejections_.load(std::memory_order_relaxed);
+  if (n == 0 || ejected_until_.load(std::memory_order_relaxed) > now_ms()) return;
+  if (!ejections_.compare_exchange_strong(n, 0, std::memory_order_relaxed)) return;
+  went_up_.fetch_add(1, std::memory_order_relaxed);
+  log_line("upstream '" + upstream_ + "' server " + address_ + " answers again after its ejection");
 }
 
 bool ServerHealth::check_result(bool ok, uint32_t fails, uint32_t passes, const std::string& cause) {
@@ -52,6 +58,10 @@ bool ServerHealth::check_result(bool ok, uint32_t fails, uint32_t passes, const 
     if (check_ok()) return false;
     if (++check_passes_ < passes) return false;
     check_passes_ = 0;
+    // A passing check also lifts a passive ejection: the server is back now.
+    ejected_until_.store(0, std::memory_order_relaxed);
+    ejections_.store(0, std::memory_order_relaxed);
+    traffic_failures_.store(0, std::memory_order_relaxed);
     check_ok_.store(true, std::memory_order_relaxed);
     went_up_.fetch_add(1, std::memory_order_relaxed);
     log_line("upstream '" + upstream_ + "' server " + address_ + " is healthy again");
@@ -61,8 +71,9 @@ bool ServerHealth::check_result(bool ok, uint32_t fails, uint32_t passes, const 
   if (!check_ok()) return false;
   if (++check_fails_ < fails) return false;
   check_fails_ = 0;
+  bool was_usable = ejected_until_.load(std::memory_order_relaxed) <= now_ms();
   check_ok_.store(false, std::memory_order_relaxed);
-  went_down_.fetch_add(1, std::memory_order_relaxed);
+  if (was_usable) went_down_.fetch_add(1, std::memory_order_relaxed);
   log_line("upstream '" + upstream_ + "' server " + address_ + " marked down: " + cause);
   return true;
 }
