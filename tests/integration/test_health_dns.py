@@ -32,6 +32,7 @@ import time
 import pytest
 
 from conftest import SLUICE, Proc, Sluice
+from test_http_proxy import free_port, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,22 +43,8 @@ HEALTH = '{ path = "%s", interval = "300ms", timeout = "200ms", fails = 2, passe
 
 # ---- helpers -------------------------------------------------------------------
 
-def free_port():
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout=10, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s (last: {value!r})")
-        time.sleep(interval)
 
 
 class Reply:

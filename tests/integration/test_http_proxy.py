@@ -200,20 +200,33 @@ def assert_sluice_error(r, status, code):
 
 
 def free_port():
+    """A port nothing listens on (bound, then released)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout=10, what="condition"):
+def wait_until(predicate, timeout=10, what="condition", interval=0.05):
+    """predicate()'s first true value, polled until `timeout`; `what` (or
+    what()) names it in the failure."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.05)
+            what = what() if callable(what) else what
+            raise AssertionError(f"{what} not reached within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+
+
+def refused(port):
+    """True when a connection to 127.0.0.1:port is refused."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return False
+    except ConnectionRefusedError:
+        return True
 
 
 class RssWatch:

@@ -22,6 +22,7 @@ import urllib.parse
 import pytest
 
 from conftest import REPO, Proc, run_sluice
+from test_http_proxy import free_port, refused, wait_until
 
 NODE = REPO / "tests" / "integration" / "node"
 FLEET = NODE / "ws_fleet.js"
@@ -31,23 +32,8 @@ pytestmark = pytest.mark.timeout(120)
 
 # ---- small helpers --------------------------------------------------------------
 
-def free_port():
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout=10, interval=0.02, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            what = what() if callable(what) else what
-            raise AssertionError(f"{what} not reached within {timeout}s (last: {value!r})")
-        time.sleep(interval)
 
 
 def admin_port(s, timeout=10):
@@ -400,12 +386,6 @@ def terminate(s, sig=signal.SIGTERM):
     return t
 
 
-def refused(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return False
-    except ConnectionRefusedError:
-        return True
 
 
 # ---- configs --------------------------------------------------------------------

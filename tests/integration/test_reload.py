@@ -31,7 +31,7 @@ import time
 import pytest
 
 from conftest import REPO, SLUICE, Proc, Sluice
-from test_http_proxy import Conn, free_port, get, upstream, wait_until
+from test_http_proxy import Conn, free_port, get, refused, upstream, wait_until
 
 DEV_CERT = REPO / "tools" / "dev-cert"
 CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS")
@@ -143,12 +143,6 @@ def rest_of_hold(conn):
     return data
 
 
-def refused(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return False
-    except ConnectionRefusedError:
-        return True
 
 
 # ---- a WebSocket client that stays open across a reload -------------------------
