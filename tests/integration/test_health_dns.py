@@ -215,7 +215,13 @@ class DnsSluice(Sluice):
     """A Sluice whose name lookups read `hosts` (libnss-wrapper)."""
 
     def __init__(self, config_path, access_log, hosts):
-        Proc.__init__(self, [*CLEAN_ENV, "LD_PRELOAD=libnss_wrapper.so", f"NSS_WRAPPER_HOSTS={hosts}",
+        # Under ASan the sanitizer runtime must come first among preloads
+        # (it still works with nss_wrapper preloaded, so the check is
+        # waived), and nss_wrapper must not dlopen libc with RTLD_DEEPBIND.
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        asan = f"ASAN_OPTIONS={asan}:verify_asan_link_order=0" if asan else "ASAN_OPTIONS=verify_asan_link_order=0"
+        Proc.__init__(self, [*CLEAN_ENV, asan, "NSS_WRAPPER_DISABLE_DEEPBIND=1",
+                             "LD_PRELOAD=libnss_wrapper.so", f"NSS_WRAPPER_HOSTS={hosts}",
                              "NSS_WRAPPER_PASSWD=/etc/passwd", "NSS_WRAPPER_GROUP=/etc/group",
                              SLUICE, "--config", str(config_path)], "sluice")
         self.config_path, self.access_log = pathlib.Path(config_path), access_log
