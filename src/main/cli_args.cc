@@ -9,6 +9,9 @@ const char* const kUsage =
     "  sluice [--config FILE]                 run (default config: conf/sluice.toml)\n"
     "  sluice check [--config FILE] [--probe] validate; --probe also connects to every upstream server\n"
     "  sluice explain [--config FILE] [--host H] [--method M] [--header 'K: V']... TARGET\n"
+    "  sluice import-ingress [--tls-dir DIR] FILE.json\n"
+    "                                         ingress-nginx Ingresses (kubectl get ingress -A -o json,\n"
+    "                                         - for stdin) -> sluice.toml on stdout, warnings on stderr\n"
     "  sluice version\n";
 
 std::optional<CliArgs> parse_args(int argc, const char* const* argv, std::string& error) {
@@ -18,12 +21,13 @@ std::optional<CliArgs> parse_args(int argc, const char* const* argv, std::string
     std::string_view first = argv[i];
     if (first == "check") args.command = Command::check, ++i;
     else if (first == "explain") args.command = Command::explain, ++i;
+    else if (first == "import-ingress") args.command = Command::import_ingress, ++i;
     else if (first == "version" || first == "--version") args.command = Command::version, ++i;
     else if (first == "help" || first == "--help" || first == "-h") args.command = Command::help, ++i;
     else if (first == "run") ++i;
   }
   bool host_given = false;
-  std::optional<std::string> target;
+  std::optional<std::string> target;  // explain's TARGET, import-ingress's FILE
   // Options take their value either as the next word or after '='.
   auto value_of = [&](std::string_view arg, std::string_view name,
                       std::string& out) -> std::optional<bool> {
@@ -45,6 +49,23 @@ std::optional<CliArgs> parse_args(int argc, const char* const* argv, std::string
     std::string_view arg = argv[i];
     std::string value;
     std::optional<bool> hit;
+    if (args.command == Command::import_ingress) {
+      // import-ingress reads no config: its only option is where TLS Secrets are mounted.
+      if ((hit = value_of(arg, "--tls-dir", args.tls_dir)), !hit) return std::nullopt;
+      if (*hit) {
+        if (args.tls_dir.empty()) {
+          error = "--tls-dir needs a directory";
+          return std::nullopt;
+        }
+        continue;
+      }
+      if ((arg == "-" || !arg.starts_with("-")) && !target) {
+        target = std::string(arg);
+        continue;
+      }
+      error = "unexpected argument '" + std::string(arg) + "'";
+      return std::nullopt;
+    }
     if ((hit = value_of(arg, "--config", args.config)), !hit) return std::nullopt;
     if (*hit) continue;
     if (args.command == Command::check && arg == "--probe") {
@@ -77,6 +98,13 @@ std::optional<CliArgs> parse_args(int argc, const char* const* argv, std::string
     }
     error = "unexpected argument '" + std::string(arg) + "'";
     return std::nullopt;
+  }
+  if (args.command == Command::import_ingress) {
+    if (!target) {
+      error = "import-ingress needs a FILE: kubectl get ingress -A -o json > ingress.json (or - for stdin)";
+      return std::nullopt;
+    }
+    args.ingress_file = *target;
   }
   if (args.command == Command::explain) {
     if (!target) {

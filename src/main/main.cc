@@ -1,13 +1,18 @@
 // Entry point: parses the command line and runs one command. Exceptions stop
 // here; nothing below main throws across a C callback.
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli_args.h"
 #include "probe.h"
 #include "sluice/config.h"
+#include "sluice/ingress.h"
 #include "sluice/router.h"
 #include "sluice/server.h"
 #include "sluice/tls.h"
@@ -98,6 +103,49 @@ int run_explain(const CliArgs& args) {
   return matched ? kExitOk : kExitNoRoute;
 }
 
+// import-ingress: the JSON of `kubectl get ingress -A -o json` -> sluice.toml
+// on stdout; each input not translated exactly is a warning line on stderr.
+int run_import_ingress(const CliArgs& args) {
+  bool from_stdin = args.ingress_file == "-";
+  std::string name = from_stdin ? "<stdin>" : args.ingress_file;
+  std::stringstream text;
+  if (from_stdin) {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(args.ingress_file, std::ios::binary);
+    if (!in) {
+      std::cerr << name << ": error: cannot read: " << std::strerror(errno) << "\n";
+      return kExitInvalid;
+    }
+    text << in.rdbuf();
+  }
+  nlohmann::json input;
+  try {
+    input = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    // what() is "[json.exception.parse_error.101] parse error at line 1, column 2: ..."
+    std::string_view why = e.what();
+    if (size_t end = why.find("] "); why.starts_with("[json.exception") && end != std::string_view::npos) {
+      why.remove_prefix(end + 2);
+    }
+    std::cerr << name << ": error: invalid JSON: " << why << "\n";
+    return kExitInvalid;
+  }
+  ingress::ImportOptions options;
+  options.source = name;
+  options.tls_dir = args.tls_dir;
+  ingress::ImportResult result = ingress::import_ingress(input, options);
+  for (const ingress::Warning& w : result.warnings) {
+    std::cerr << ingress::format_warning(name, w) << "\n";
+  }
+  if (!result.toml) {
+    std::cerr << name << ": error: " << result.error << "\n";
+    return kExitInvalid;
+  }
+  std::cout << *result.toml;
+  return kExitOk;
+}
+
 int run_serve(const CliArgs& args) {
   config::LoadResult loaded = config::load_file(args.config);
   print_diagnostics(loaded, args.config);
@@ -117,6 +165,7 @@ int main_impl(int argc, char** argv) {
     case Command::help: std::cout << kUsage; return kExitOk;
     case Command::check: return run_check(*args);
     case Command::explain: return run_explain(*args);
+    case Command::import_ingress: return run_import_ingress(*args);
     case Command::run: return run_serve(*args);
   }
   return kExitUsage;

@@ -3,6 +3,7 @@
 //   sluice check [--config FILE] [--probe]
 //   sluice explain [--config FILE] [--host H] [--method M] [--header 'K: V']... TARGET
 //   sluice version
+//   sluice import-ingress [--tls-dir DIR] FILE.json   (docs/migrating-from-ingress-nginx.md)
 
 #include <doctest/doctest.h>
 
@@ -171,4 +172,43 @@ TEST_CASE("cli: unknown commands and options are errors") {
   CHECK_FALSE(parse({"check", "--method", "GET"}).args.has_value());
   CHECK_FALSE(parse({"explain", "--bogus", "/x"}).args.has_value());
   CHECK_FALSE(parse({"--configx=a.toml"}).args.has_value());
+}
+
+TEST_CASE("cli: import-ingress takes one FILE, - for stdin") {
+  Parsed p = parse({"import-ingress", "ingress.json"});
+  REQUIRE(p.args.has_value());
+  CHECK(p.args->command == Command::import_ingress);
+  CHECK(p.args->ingress_file == "ingress.json");
+  CHECK(p.args->tls_dir == "/etc/sluice/tls");
+
+  Parsed in = parse({"import-ingress", "-"});
+  REQUIRE(in.args.has_value());
+  CHECK(in.args->ingress_file == "-");
+}
+
+TEST_CASE("cli: import-ingress --tls-dir in both spellings, before or after FILE") {
+  Parsed a = parse({"import-ingress", "--tls-dir", "/run/certs", "ingress.json"});
+  REQUIRE(a.args.has_value());
+  CHECK(a.args->tls_dir == "/run/certs");
+  CHECK(a.args->ingress_file == "ingress.json");
+
+  Parsed b = parse({"import-ingress", "ingress.json", "--tls-dir=/tmp/t"});
+  REQUIRE(b.args.has_value());
+  CHECK(b.args->tls_dir == "/tmp/t");
+  CHECK(b.args->ingress_file == "ingress.json");
+}
+
+TEST_CASE("cli: import-ingress usage errors") {
+  Parsed none = parse({"import-ingress"});
+  CHECK_FALSE(none.args.has_value());
+  CHECK(none.error.find("FILE") != std::string::npos);
+  CHECK_FALSE(parse({"import-ingress", "a.json", "b.json"}).args.has_value());
+  CHECK_FALSE(parse({"import-ingress", "--tls-dir"}).args.has_value());
+  CHECK_FALSE(parse({"import-ingress", "--tls-dir=", "a.json"}).args.has_value());
+  Parsed config = parse({"import-ingress", "--config", "c.toml", "a.json"});  // it reads no config
+  CHECK_FALSE(config.args.has_value());
+  CHECK(config.error.find("--config") != std::string::npos);
+  CHECK_FALSE(parse({"import-ingress", "--probe", "a.json"}).args.has_value());
+  CHECK_FALSE(parse({"check", "--tls-dir", "/x"}).args.has_value());  // import-ingress's option only
+  CHECK_FALSE(parse({"--tls-dir", "/x"}).args.has_value());
 }
