@@ -101,11 +101,27 @@ struct MainLoop {
   health::Checker* checker = nullptr;
   Resolver* resolver = nullptr;
   std::string config_path;
-  uv_fs_poll_t watcher;
+  uv_timer_t watch_timer;
   bool watching = false;
+  uv_stat_t loaded_stat{};  // of the config file when it was last read
 };
 
 void update_watch(MainLoop& m);
+
+// The config file's stat (following symlinks); false when it is missing.
+bool stat_config(const MainLoop& m, uv_stat_t& out) {
+  uv_fs_t req;
+  bool ok = uv_fs_stat(nullptr, &req, m.config_path.c_str(), nullptr) == 0;
+  if (ok) out = req.statbuf;
+  uv_fs_req_cleanup(&req);
+  return ok;
+}
+
+bool same_file_state(const uv_stat_t& a, const uv_stat_t& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+         a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+}
 
 // Hands a new snapshot to every worker, the admin endpoints and the checker.
 void install(MainLoop& m, std::shared_ptr<const proxy::Snapshot> snapshot,
@@ -138,11 +154,9 @@ void reload(MainLoop& m, std::string_view why) {
     m.admin->reloads_failed++;
     std::cerr << "sluice: reload refused: " << reason << "; still serving the previous config\n";
   };
-  uv_fs_t stat_req;
-  bool empty = uv_fs_stat(nullptr, &stat_req, m.config_path.c_str(), nullptr) == 0 &&
-               stat_req.statbuf.st_size == 0;
-  uv_fs_req_cleanup(&stat_req);
-  if (empty) {
+  // Stat before reading: a change after this point is seen by the next poll.
+  bool exists = stat_config(m, m.loaded_stat);
+  if (exists && m.loaded_stat.st_size == 0) {
     // Valid TOML, but never meant: a writer that truncates before it
     // writes, caught in between. The finished file triggers a reload.
     return refuse("the config file is empty");
@@ -196,21 +210,26 @@ void reload(MainLoop& m, std::string_view why) {
   update_watch(m);
 }
 
-void on_config_changed(uv_fs_poll_t* handle, int status, const uv_stat_t*, const uv_stat_t*) noexcept {
-  // A missing file (mid-swap) is waited out: the next change brings it back.
-  if (status < 0) return;
-  reload(*static_cast<MainLoop*>(handle->data), "config file changed");
+// watch_config: stat the path every second and compare with the file as it
+// was when last read (not with the previous poll: a change between reading
+// the config and the first poll must not be missed). stat follows symlinks,
+// so the Kubernetes ConfigMap swap (..data relinked to a new directory)
+// shows as a new inode even though the path never changes.
+void on_watch_tick(uv_timer_t* timer) noexcept {
+  auto& m = *static_cast<MainLoop*>(timer->data);
+  uv_stat_t now;
+  // A missing file (mid-swap) is waited out: the next tick sees it back.
+  if (!stat_config(m, now) || same_file_state(now, m.loaded_stat)) return;
+  reload(m, "config file changed");
+  m.loaded_stat = now;  // also when refused: wait for the next change
 }
 
-// watch_config: stat the path every second. stat follows symlinks, so the
-// Kubernetes ConfigMap swap (..data relinked to a new directory) shows as a
-// new inode even though the path never changes.
 void update_watch(MainLoop& m) {
   bool want = m.snapshot->config->server.watch_config;
   if (want && !m.watching) {
-    m.watching = uv_fs_poll_start(&m.watcher, on_config_changed, m.config_path.c_str(), 1000) == 0;
+    m.watching = uv_timer_start(&m.watch_timer, on_watch_tick, 1000, 1000) == 0;
   } else if (!want && m.watching) {
-    uv_fs_poll_stop(&m.watcher);
+    uv_timer_stop(&m.watch_timer);
     m.watching = false;
   }
 }
@@ -254,7 +273,7 @@ void on_signal(uv_signal_t* handle, int signum) noexcept {
   std::cerr << "sluice: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT") << ", draining (drain_timeout "
             << base::format_duration(m->drain_timeout) << ")\n";
   m->admin->draining = true;
-  if (m->watching) uv_fs_poll_stop(&m->watcher);
+  if (m->watching) uv_timer_stop(&m->watch_timer);
   uv_timer_start(&m->drain_timer, on_drain_timeout, static_cast<uint64_t>(m->drain_timeout.count()), 0);
   for (auto& w : m->workers) w->drain(m->drain_timeout / 2, &m->drained);
 }
@@ -279,6 +298,10 @@ int run(std::shared_ptr<const config::Config> config) {
   // libuv records them; they are handled once the loop runs.
   MainLoop m;
   m.loop = uv_default_loop();
+  // The file as loaded (main read it a moment ago), before anything is
+  // served: watch_config compares against it.
+  m.config_path = config->file;
+  stat_config(m, m.loaded_stat);
   for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) {
     uv_signal_init(m.loop, s);
     s->data = &m;
@@ -351,9 +374,8 @@ int run(std::shared_ptr<const config::Config> config) {
   Resolver resolver(m.loop, on_dns_change, &m);
   resolver.set(config, std::move(resolved));
   m.resolver = &resolver;
-  m.config_path = cfg.file;
-  uv_fs_poll_init(m.loop, &m.watcher);
-  m.watcher.data = &m;
+  uv_timer_init(m.loop, &m.watch_timer);
+  m.watch_timer.data = &m;
   update_watch(m);
   m.drain_timeout = cfg.server.drain_timeout;
   uv_async_init(m.loop, &m.drained, on_drained);
@@ -373,7 +395,7 @@ int run(std::shared_ptr<const config::Config> config) {
   for (uv_signal_t* s : {&m.sigterm, &m.sigint, &m.sighup}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drained), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.drain_timer), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&m.watcher), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&m.watch_timer), nullptr);
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);
   if (log_fd > 2) ::close(log_fd);
