@@ -630,7 +630,7 @@ void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
   affinity_token_ = up.tokens[*slot];
   UpstreamConn* conn = nullptr;
   auto& idle = up.servers[*slot].idle;
-  if (!idle.empty()) conn = idle.back();
+  if (!idle.empty() && !retried_) conn = idle.back();
   if (!conn) conn = UpstreamConn::connect(ctx_, gen_, route_->upstream_index, *slot);
   upstream_ = conn;
   conn->attach(this, head_.method() == "HEAD", route_->read_timeout);
@@ -722,15 +722,18 @@ void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) 
   }
   bool nothing_sent = code == base::ErrorCode::upstream_refused ||
                       code == base::ErrorCode::connect_timeout;
-  // A connect failure is retried once on another server; so is a pooled
-  // connection the server closed under us, when the request can be repeated.
+  // A connect failure is retried once on another server; so is a reset
+  // (a pooled connection the server closed under us, or a server that died)
+  // when the request can be repeated. The retry avoids the server that
+  // failed when there is another, and never takes a pooled connection: its
+  // siblings may be just as dead.
   if (!retried_ && phase_ == Phase::proxying &&
       (nothing_sent || (code == base::ErrorCode::upstream_reset && idempotent(head_.method()) &&
                         !request_has_body()))) {
     retried_ = true;
     UpstreamState& up = gen_->upstreams[route_->upstream_index];
     std::optional<size_t> exclude;
-    if (nothing_sent && up.servers.size() > 1) exclude = server_;
+    if (up.servers.size() > 1) exclude = server_;
     start_upstream(exclude);
     return;
   }
