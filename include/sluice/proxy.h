@@ -129,6 +129,8 @@ inline constexpr size_t kLowWater = 64 * 1024;
 inline constexpr size_t kMaxPendingInput = 64 * 1024;
 // How long a closing connection drains what the client still sends.
 inline constexpr base::Duration kLingerTime{2000};
+// A larger upstream response head is 502 upstream_bad_response.
+inline constexpr size_t kMaxResponseHead = 64 * 1024;
 // An idle pooled upstream connection is closed after this long.
 inline constexpr auto kUpstreamIdleTimeout = std::chrono::seconds(60);
 

@@ -98,6 +98,7 @@ class UpstreamConn {
   static const llhttp_settings_t kSettings;
 
   void handle_input(const char* data, size_t len);
+  bool head_fits(size_t len);
   // Bytes from the server (decrypted for TLS upstreams), or an end.
   void on_input(const char* data, ssize_t nread);
   void start_tls(std::shared_ptr<const tls::ClientContext> tls);
@@ -131,6 +132,7 @@ class UpstreamConn {
   bool request_sent_ = false;
   bool tunnel_ = false;  // after a 101: raw bytes, never pooled
   bool handshaking_ = false;  // TCP is up, the TLS handshake is not done
+  size_t head_bytes_ = 0;     // of the response head being parsed
   std::unique_ptr<tls::Session> tls_;
 };
 
@@ -142,6 +144,9 @@ class DownstreamConn {
 
   // From the UpstreamConn serving the current request.
   void on_upstream_connected();
+  // The first response byte arrived: the request may have been acted on, so
+  // a reset after this is never retried.
+  void on_upstream_spoke();
   void on_upstream_error(base::ErrorCode code, std::string cause);
   // Returns what llhttp's on_headers_complete should return.
   int on_response_head(const http::MessageHead& response, uint64_t content_length, bool chunked,
@@ -302,6 +307,7 @@ class DownstreamConn {
   bool tunnel_open_ = false;        // counted in tunnels_active
   uint16_t close_code_ = 0;         // first close frame seen or sent; 0 = none
   bool counted_ = false;            // the exchange is in the metrics
+  bool upstream_spoke_ = false;     // a response byte arrived for this request
   std::string affinity_token_;      // the chosen server's token, when affinity applies
   bool rewrite_handshake_ = false;  // buffer an Engine.IO handshake body to add the token
   std::string handshake_body_;

@@ -639,6 +639,8 @@ void DownstreamConn::start_upstream(std::optional<size_t> exclude) {
 
 void DownstreamConn::on_upstream_connected() { begin_forwarding(); }
 
+void DownstreamConn::on_upstream_spoke() { upstream_spoke_ = true; }
+
 void DownstreamConn::begin_forwarding() {
   const config::Upstream& cfg = *gen_->upstreams[route_->upstream_index].config;
   http::ForwardInfo info;
@@ -717,6 +719,7 @@ void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) 
   }
   if (closing_) return;
   if (response_started_) {
+    error_ = code;  // logged: the client saw a cut response, not a success
     fail_after_response_started();
     return;
   }
@@ -728,8 +731,8 @@ void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) 
   // failed when there is another, and never takes a pooled connection: its
   // siblings may be just as dead.
   if (!retried_ && phase_ == Phase::proxying &&
-      (nothing_sent || (code == base::ErrorCode::upstream_reset && idempotent(head_.method()) &&
-                        !request_has_body()))) {
+      (nothing_sent || (code == base::ErrorCode::upstream_reset && !upstream_spoke_ &&
+                        idempotent(head_.method()) && !request_has_body()))) {
     retried_ = true;
     UpstreamState& up = gen_->upstreams[route_->upstream_index];
     std::optional<size_t> exclude;
@@ -982,6 +985,7 @@ void DownstreamConn::finish_exchange() {
 
 void DownstreamConn::reset_exchange() {
   counted_ = false;
+  upstream_spoke_ = false;
   websocket_ = false;
   affinity_token_.clear();
   rewrite_handshake_ = false;

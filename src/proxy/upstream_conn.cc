@@ -77,6 +77,7 @@ void UpstreamConn::attach(DownstreamConn* owner, bool head_request, base::Durati
   head_request_ = head_request;
   read_timeout_ = read_timeout;
   response_.clear();
+  head_bytes_ = 0;
   response_started_ = response_done_ = request_sent_ = false;
   llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
   parser_.data = this;
@@ -310,6 +311,7 @@ void UpstreamConn::on_input(const char* data, ssize_t nread) {
 }
 
 void UpstreamConn::handle_input(const char* data, size_t len) {
+  if (owner_ && len > 0) owner_->on_upstream_spoke();
   if (response_done_) {
     // Bytes after a complete response: the connection's framing is in doubt.
     close();
@@ -342,24 +344,39 @@ void UpstreamConn::handle_input(const char* data, size_t len) {
   }
   if (err != HPE_OK) {
     if (response_started_ && owner) owner->flush_to_client();
-    fail(base::ErrorCode::upstream_bad_response, llhttp_get_error_reason(&parser_));
+    fail(base::ErrorCode::upstream_bad_response,
+         head_bytes_ > kMaxResponseHead ? "response head larger than 64 KiB"
+                                        : llhttp_get_error_reason(&parser_));
     return;
   }
   if (owner) owner->flush_to_client();
 }
 
+// A response head is held whole before it is relayed: cap it, as the
+// request head is capped, so an endless head cannot grow memory.
+bool UpstreamConn::head_fits(size_t len) {
+  head_bytes_ += len;
+  return head_bytes_ <= kMaxResponseHead;
+}
+
 int UpstreamConn::on_status(llhttp_t* p, const char* at, size_t len) noexcept {
-  from_parser(p)->response_.append_reason({at, len});
+  UpstreamConn* self = from_parser(p);
+  if (!self->head_fits(len)) return -1;
+  self->response_.append_reason({at, len});
   return 0;
 }
 
 int UpstreamConn::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
-  from_parser(p)->response_.append_field({at, len});
+  UpstreamConn* self = from_parser(p);
+  if (!self->head_fits(len)) return -1;
+  self->response_.append_field({at, len});
   return 0;
 }
 
 int UpstreamConn::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
-  from_parser(p)->response_.append_value({at, len});
+  UpstreamConn* self = from_parser(p);
+  if (!self->head_fits(len)) return -1;
+  self->response_.append_value({at, len});
   return 0;
 }
 
@@ -373,6 +390,7 @@ int UpstreamConn::on_headers_complete(llhttp_t* p) noexcept {
     // Interim responses (100 Continue, 103 Early Hints) are not relayed:
     // sluice answers Expect itself. The final response follows.
     self->response_.clear();
+    self->head_bytes_ = 0;
     return 0;
   }
   self->response_started_ = true;
