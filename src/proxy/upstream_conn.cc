@@ -391,7 +391,7 @@ int UpstreamConn::on_headers_complete(llhttp_t* p) noexcept {
     // sluice answers Expect itself. The final response follows.
     self->response_.clear();
     self->head_bytes_ = 0;
-    return 0;
+    return 1;  // an interim response has no body, whatever it declares
   }
   self->response_started_ = true;
   if (!self->owner_) return -1;
@@ -401,7 +401,11 @@ int UpstreamConn::on_headers_complete(llhttp_t* p) noexcept {
   int rc = self->owner_->on_response_head(self->response_, length, chunked,
                                           llhttp_should_keep_alive(p) != 0);
   if (rc != 0) return rc;  // refused (an unsolicited 101): never skip into a tunnel
-  return self->head_request_ ? 1 : 0;
+  // RFC 9110 6.4.1: no body after HEAD, 204 or 304, whatever the headers
+  // declare (llhttp would read one): the bytes after the head are the next
+  // response, or garbage.
+  int status = self->response_.status;
+  return self->head_request_ || status == 204 || status == 304 ? 1 : 0;
 }
 
 int UpstreamConn::on_body(llhttp_t* p, const char* at, size_t len) noexcept {

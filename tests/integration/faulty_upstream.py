@@ -32,6 +32,8 @@ depends on the path:
                           (echoes frames until the peer closes), or hold (reads
                           frames without answering them); a close frame from
                           the peer is answered with the same code
+  /no-body?code=C         a C response (204 or 304) that declares Content-Length: 5
+                          but, as RFC 9110 says, has no body
   /hold?ms=M              answers 200 "held\\n" after M ms
   anything else           200, JSON: {"conn": connection number, "n": request
                           number on that connection, "path": target}
@@ -253,6 +255,11 @@ async def handle(reader, writer):
                         out.clear()
                         await writer.drain()
                 writer.write(bytes(out) + reply(200, b"final\n"))
+                await writer.drain()
+                continue
+            if path == "/no-body":
+                code = int(q.get("code", "304"))
+                writer.write(f"HTTP/1.1 {code} No Body\r\nContent-Length: 5\r\n\r\n".encode())
                 await writer.drain()
                 continue
             if path == "/overlong":

@@ -931,3 +931,29 @@ def test_soak_short():
     print(p.stdout, p.stderr)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "result: PASS" in p.stdout
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_regression_a_no_body_status_with_content_length_is_not_read_as_having_a_body(faulty_proxy, code):
+    """Found by fuzzing: a 204/304 declaring Content-Length made sluice wait
+    for a body that never comes (RFC 9110: there is none), stalling the
+    connection and the requests pipelined behind it."""
+    with Conn(faulty_proxy.port, timeout=5) as c:
+        c.send(f"GET /no-body?code={code} HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        first = c.read_response()
+        assert first.status == code and first.body == b""
+        second = c.read_response()
+        assert second.status == 200 and json.loads(second.body)["path"] == "/after"
+
+
+def test_regression_admin_explain_with_bytes_that_are_not_utf8_does_not_crash(faulty_proxy):
+    """Found by fuzzing: /explain?path=/%ff made the JSON dump throw inside a
+    libuv callback and abort the process."""
+    port = admin_port(faulty_proxy)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /explain?path=/%ff HTTP/1.1\r\nHost: a\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    assert faulty_proxy.alive()
