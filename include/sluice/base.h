@@ -81,6 +81,10 @@ std::string_view trim_ows(std::string_view s);
 // compared case-insensitively.
 bool list_has_token(std::string_view value, std::string_view token);
 
+// Empty when `name` is a plausible DNS name (labels of letters, digits, '-'
+// and '_', no empty label); else what is wrong, for a diagnostic.
+std::string dns_name_problem(std::string_view name);
+
 // Lower-case ASCII copy; HTTP names and host names are ASCII-case-insensitive.
 std::string to_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);

@@ -75,4 +75,21 @@ std::optional<HostPort> parse_host_port(std::string_view text, std::string& why)
   return out;
 }
 
+std::string dns_name_problem(std::string_view name) {
+  size_t label = 0;
+  for (char c : name) {
+    if (c == '.') {
+      if (label == 0) return "has an empty label";
+      label = 0;
+      continue;
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok) return "contains '" + std::string(1, c) + "'";
+    ++label;
+  }
+  if (label == 0) return "ends with '.'";
+  return {};
+}
+
 }  // namespace sluice::base

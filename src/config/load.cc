@@ -445,20 +445,7 @@ class Loader {
     if (name.find('*') != std::string_view::npos) {
       return "may use '*' only as the whole first label (\"*.example.com\")";
     }
-    size_t label = 0;
-    for (char c : name) {
-      if (c == '.') {
-        if (label == 0) return "has an empty label";
-        label = 0;
-        continue;
-      }
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_';
-      if (!ok) return "contains '" + std::string(1, c) + "'";
-      ++label;
-    }
-    if (label == 0) return "ends with '.'";
-    return {};
+    return base::dns_name_problem(name);
   }
 
   void read_route_path(TableReader& r, Route& route) {

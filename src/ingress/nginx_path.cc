@@ -3,6 +3,8 @@
 #include <cctype>
 #include <vector>
 
+#include "sluice/base.h"
+
 namespace sluice::ingress {
 namespace {
 
@@ -243,20 +245,7 @@ std::string route_host_problem(std::string_view host) {
   if (name.starts_with("*.")) name.remove_prefix(2);
   if (name.empty()) return "is empty";
   if (name.find(':') != std::string_view::npos) return "carries a port";
-  size_t label = 0;
-  for (char c : name) {
-    if (c == '.') {
-      if (label == 0) return "has an empty label";
-      label = 0;
-      continue;
-    }
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_';
-    if (!ok) return "contains '" + std::string(1, c) + "'";
-    ++label;
-  }
-  if (label == 0) return "ends with '.'";
-  return {};
+  return base::dns_name_problem(name);
 }
 
 }  // namespace sluice::ingress
