@@ -67,6 +67,18 @@ class MessageHead {
   bool in_value_ = false;
 };
 
+// RFC 9110 5.6.2 tchar, and a field name: one or more of them.
+bool is_token_char(char c);
+bool is_field_name(std::string_view name);
+// A request target without whitespace or control bytes (RFC 9112 3.2;
+// bytes from 0x80 up pass, as real clients send them).
+bool is_clean_target(std::string_view target);
+// A reason phrase of HTAB, SP, VCHAR and obs-text only (RFC 9112 4).
+bool is_clean_reason(std::string_view reason);
+// Splits an absolute-form target (RFC 9112 3.2.2) into authority and the
+// origin-form rest. Returns false when `target` is not absolute-form.
+bool split_absolute(std::string_view target, std::string_view& authority, std::string_view& rest);
+
 // How a body travels on one leg.
 enum class Framing : uint8_t {
   none,            // no body
@@ -74,6 +86,23 @@ enum class Framing : uint8_t {
   chunked,         // Transfer-Encoding: chunked, re-encoded by sluice
   until_close,     // response only: the body ends when the connection does
 };
+
+struct HeadProblem {
+  base::ErrorCode code;
+  std::string_view detail;  // a constant: valid for the program's life
+};
+
+// The checks of a complete request head that need nothing but the head:
+// CONNECT, header names, the target's bytes and form, Transfer-Encoding
+// other than one final chunked (`framing` is llhttp's reading), Host
+// missing or repeated. nullopt = acceptable.
+std::optional<HeadProblem> check_request_head(const MessageHead& head, Framing framing);
+
+// Why a final response head from an upstream cannot be relayed, or nullopt:
+// a header name that is not a token (llhttp 8 accepts spaces and empty
+// names), or a 101 that is not a WebSocket switch llhttp also saw
+// (`upgrade` = llhttp_get_upgrade()).
+std::optional<std::string_view> check_response_head(const MessageHead& head, bool upgrade);
 
 // RFC 9110 7.6.1 hop-by-hop headers, plus those named in `Connection`.
 bool is_hop_by_hop(std::string_view name);
@@ -121,13 +150,17 @@ std::string make_request_id(uint64_t hi, uint64_t lo);
 std::string_view reason_phrase(int status);
 
 // A complete reply sluice answers itself for `code`, with Sluice-Error and a
-// text body of the code's reason plus `detail`.
+// text body of the code's reason plus `detail`. `head`: the answer to a HEAD
+// request, whose Content-Length is the body's but which carries none (RFC
+// 9110 9.3.2; a client reads no body after HEAD, so one sent would be taken
+// for the next response).
 std::string error_reply(base::ErrorCode code, std::string_view detail, std::string_view request_id,
-                        bool close);
+                        bool close, bool head = false);
 
-// A complete reply with the given status, content type and body.
+// A complete reply with the given status, content type and body (`head` as
+// for error_reply).
 std::string simple_reply(int status, std::string_view content_type, std::string_view body,
                          std::string_view request_id, bool close,
-                         std::string_view extra_headers = {});
+                         std::string_view extra_headers = {}, bool head = false);
 
 }  // namespace sluice::http

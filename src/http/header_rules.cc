@@ -107,7 +107,10 @@ void append_client_response(std::string& out, const MessageHead& response, const
   out.append("HTTP/1.1 ");
   append_number(out, static_cast<uint64_t>(response.status));
   out.push_back(' ');
-  out.append(response.reason().empty() ? reason_phrase(response.status) : response.reason());
+  // A reason with control bytes (llhttp passes NUL, say) is not relayed:
+  // clients split or reject such lines differently.
+  std::string_view reason = response.reason();
+  out.append(reason.empty() || !is_clean_reason(reason) ? reason_phrase(response.status) : reason);
   out.append("\r\n");
   bool has_request_id = false;
   bool has_connection = response.count("connection") > 0;

@@ -39,7 +39,8 @@ std::string_view reason_phrase(int status) {
 }
 
 std::string simple_reply(int status, std::string_view content_type, std::string_view body,
-                         std::string_view request_id, bool close, std::string_view extra_headers) {
+                         std::string_view request_id, bool close, std::string_view extra_headers,
+                         bool head) {
   std::string out;
   out.reserve(160 + body.size() + extra_headers.size());
   char num[24];
@@ -64,12 +65,12 @@ std::string simple_reply(int status, std::string_view content_type, std::string_
   out.append(extra_headers);
   if (close) out.append("Connection: close\r\n");
   out.append("\r\n");
-  out.append(body);
+  if (!head) out.append(body);
   return out;
 }
 
 std::string error_reply(base::ErrorCode code, std::string_view detail, std::string_view request_id,
-                        bool close) {
+                        bool close, bool head) {
   const base::ErrorInfo& info = base::error_info(code);
   std::string body(info.reason);
   if (!detail.empty()) {
@@ -78,7 +79,7 @@ std::string error_reply(base::ErrorCode code, std::string_view detail, std::stri
   }
   body += "\n";
   std::string extra = "Sluice-Error: " + std::string(info.code) + "\r\n";
-  return simple_reply(info.status, "text/plain; charset=utf-8", body, request_id, close, extra);
+  return simple_reply(info.status, "text/plain; charset=utf-8", body, request_id, close, extra, head);
 }
 
 }  // namespace sluice::http

@@ -144,10 +144,14 @@ std::string toml_key(std::string_view s) {
 }
 
 // A comment line never continues onto a line of its own.
+// TOML comments may hold no control character but TAB (TOML 1.0 "Comment"):
+// every one (CR and LF included, which would end the comment) becomes a space.
 std::string comment_text(std::string_view s) {
   std::string out(s);
-  std::replace(out.begin(), out.end(), '\n', ' ');
-  std::replace(out.begin(), out.end(), '\r', ' ');
+  for (char& c : out) {
+    auto b = static_cast<unsigned char>(c);
+    if ((b < 0x20 && b != '\t') || b == 0x7f) c = ' ';
+  }
   return out;
 }
 
@@ -1102,7 +1106,7 @@ class Importer {
     for (const RouteOut& r : routes_) {
       if (r.ingress != group) {
         group = r.ingress;
-        out << "\n# " << (group == kGenerated ? std::string("HTTP -> HTTPS") : "Ingress " + ingresses_[group].id)
+        out << "\n# " << comment_text(group == kGenerated ? std::string("HTTP -> HTTPS") : "Ingress " + ingresses_[group].id)
             << "\n";
       }
       out << "\n";

@@ -133,6 +133,8 @@ class UpstreamConn {
   bool tunnel_ = false;  // after a 101: raw bytes, never pooled
   bool handshaking_ = false;  // TCP is up, the TLS handshake is not done
   size_t head_bytes_ = 0;     // of the response head being parsed
+  std::string_view bad_head_;  // why check_response_head refused the head (a constant)
+  int connect_error_ = 0;      // uv_tcp_connect's own failure, reported from the timer
   std::unique_ptr<tls::Session> tls_;
 };
 
@@ -200,6 +202,7 @@ class DownstreamConn {
   void parse(const char* data, size_t len);
   void drain_resumes();
   void handle_head();
+  int skip_trailer(size_t len);  // a parser callback's return value
   void handle_message_complete();
   void resume_parser();
   void update_reading();
@@ -271,6 +274,7 @@ class DownstreamConn {
   Phase phase_ = Phase::idle;
   http::MessageHead head_;
   size_t head_bytes_ = 0;
+  size_t trailer_bytes_ = 0;  // of the chunked request body's trailer section
   bool headers_done_ = false;
   bool message_done_ = false;  // whole request parsed
   bool keep_alive_ = true;     // the client allows another request

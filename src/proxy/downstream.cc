@@ -28,36 +28,10 @@ std::string peer_ip(const uv_tcp_t* tcp) {
   return buf;
 }
 
-// RFC 9110 5.6.2 tchar.
-bool is_token_char(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Methods a client may safely see retried (RFC 9110 9.2.2).
 bool idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
          method == "DELETE" || method == "TRACE";
-}
-
-// Splits an absolute-form target (RFC 9112 3.2.2) into authority and the
-// origin-form rest. Returns false when `target` is not absolute-form.
-bool split_absolute(std::string_view target, std::string_view& authority, std::string_view& rest) {
-  size_t scheme_end = target.find("://");
-  if (scheme_end == std::string_view::npos) return false;
-  std::string_view scheme = target.substr(0, scheme_end);
-  if (!base::iequals(scheme, "http") && !base::iequals(scheme, "https")) return false;
-  std::string_view after = target.substr(scheme_end + 3);
-  size_t slash = after.find_first_of("/?");
-  authority = after.substr(0, slash);
-  rest = slash == std::string_view::npos ? std::string_view("/") : after.substr(slash);
-  return !authority.empty();
 }
 
 }  // namespace
@@ -325,7 +299,11 @@ void DownstreamConn::parse(const char* data, size_t len) {
   base::ErrorCode code = base::ErrorCode::bad_request;
   // A Content-Length listing several values ("5, 44") is framing two
   // parsers may read differently: treated like conflicting lengths.
-  bool length_list = err == HPE_INVALID_CONTENT_LENGTH && stop < data + len && *stop == ',';
+  // An overflow is not a list: llhttp points one byte past the digit that
+  // overflowed, which may or may not be a ',' depending on where the read
+  // ended, and the code must not depend on TCP segmentation.
+  bool length_list = err == HPE_INVALID_CONTENT_LENGTH && stop < data + len && *stop == ',' &&
+                     std::strcmp(llhttp_get_error_reason(&parser_), "Content-Length overflow") != 0;
   if (err == HPE_UNEXPECTED_CONTENT_LENGTH || err == HPE_INVALID_TRANSFER_ENCODING || length_list) {
     code = base::ErrorCode::request_smuggling;
   }
@@ -389,21 +367,47 @@ int DownstreamConn::on_url(llhttp_t* p, const char* at, size_t len) noexcept {
 }
 
 int DownstreamConn::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
+  DownstreamConn* self = from_parser(p);
   // llhttp 8 accepts spaces inside header names; RFC 9110 5.1 does not, and
   // "Transfer-Encoding : chunked" is a classic smuggling shape.
   for (size_t i = 0; i < len; ++i) {
-    if (!is_token_char(at[i])) {
-      from_parser(p)->invalid_header_name_ = true;
+    if (!http::is_token_char(at[i])) {
+      self->invalid_header_name_ = true;
       return HPE_USER;
     }
   }
-  from_parser(p)->head_.append_field({at, len});
+  if (self->headers_done_) return self->skip_trailer(len);
+  self->head_.append_field({at, len});
   return 0;
 }
 
 int DownstreamConn::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
-  from_parser(p)->head_.append_value({at, len});
+  DownstreamConn* self = from_parser(p);
+  if (self->headers_done_) return self->skip_trailer(len);
+  self->head_.append_value({at, len});
   return 0;
+}
+
+// llhttp reports the trailer fields of a chunked body through the header
+// callbacks. sluice does not forward trailers (the body is re-chunked
+// without them) nor store them; max_header_size bounds them as it bounds
+// the head, so that a client cannot stream them for ever.
+int DownstreamConn::skip_trailer(size_t len) {
+  trailer_bytes_ += len;
+  const uint64_t max_head = snapshot_->config->server.max_header_size;
+  if (trailer_bytes_ <= max_head) return 0;
+  if (upstream_) {
+    upstream_->abort();
+    upstream_ = nullptr;
+  }
+  if (response_started_) {
+    close();
+  } else {
+    reply_error(base::ErrorCode::headers_too_large,
+                "trailer fields of more than " + base::format_size(max_head) +
+                    " (server.max_header_size)");
+  }
+  return HPE_USER;
 }
 
 int DownstreamConn::on_headers_complete(llhttp_t* p) noexcept {
@@ -485,37 +489,15 @@ void DownstreamConn::handle_head() {
                     : http::make_request_id(ctx_.rng()(), ctx_.rng()());
 
   std::string_view method = head_.method();
-  if (method == "CONNECT") {
-    reply_error(base::ErrorCode::bad_request, "CONNECT is not supported");
-    return;
-  }
-  // RFC 9112 6.1: a Transfer-Encoding other than a final "chunked" on a
-  // request cannot be framed safely.
-  if (head_.count("transfer-encoding") > 0 && request_framing_ != http::Framing::chunked) {
-    reply_error(base::ErrorCode::request_smuggling, "unsupported Transfer-Encoding");
-    return;
-  }
-  if (head_.count("transfer-encoding") > 1) {
-    reply_error(base::ErrorCode::request_smuggling, "more than one Transfer-Encoding header");
-    return;
-  }
-  size_t hosts = head_.count("host");
-  if (hosts > 1) {
-    reply_error(base::ErrorCode::bad_request, "more than one Host header");
-    return;
-  }
-  if (hosts == 0 && head_.http_minor >= 1) {
-    reply_error(base::ErrorCode::bad_request, "HTTP/1.1 request without Host");
+  if (std::optional<http::HeadProblem> problem = http::check_request_head(head_, request_framing_)) {
+    reply_error(problem->code, std::string(problem->detail));
     return;
   }
   std::string_view target = head_.target();
   std::string_view host_header = head_.find("host").value_or("");
   std::string_view authority, origin_target = target;
-  if (split_absolute(target, authority, origin_target)) {
+  if (http::split_absolute(target, authority, origin_target)) {
     host_header = authority;  // RFC 9112 3.2.2: the target's authority wins
-  } else if (target.empty() || target.front() != '/') {
-    reply_error(base::ErrorCode::bad_request, "request target must start with '/'");
-    return;
   }
   host_ = router::normalize_host(host_header);
   router::Target split = router::split_target(origin_target);
@@ -555,8 +537,7 @@ void DownstreamConn::handle_head() {
   if (route_->respond) {
     const config::Respond& r = *route_->respond;
     std::string reply = http::simple_reply(r.status, r.content_type, r.body, request_id_,
-                                           !keep_alive_ || request_has_body());
-    if (method == "HEAD") reply.resize(reply.size() - r.body.size());
+                                           !keep_alive_ || request_has_body(), {}, method == "HEAD");
     reply_local(std::move(reply), r.status, std::nullopt, keep_alive_ && !request_has_body());
     return;
   }
@@ -704,7 +685,8 @@ void DownstreamConn::handle_message_complete() {
 
 void DownstreamConn::on_upstream_error(base::ErrorCode code, std::string cause) {
   upstream_ = nullptr;
-  if (server_ && route_) {
+  // over_capacity is sluice's own shortage (no socket): not the server's.
+  if (server_ && route_ && code != base::ErrorCode::over_capacity) {
     // Every failed attempt counts against its server, retried or not.
     snapshot_->server_cells[route_->upstream_index][*server_][ctx_.index()]
         ->errors[static_cast<size_t>(code)].add();
@@ -938,7 +920,8 @@ void DownstreamConn::reply_error(base::ErrorCode code, std::string detail) {
               code != base::ErrorCode::bad_request && code != base::ErrorCode::request_smuggling &&
               code != base::ErrorCode::headers_too_large && code != base::ErrorCode::header_timeout;
   const base::ErrorInfo& info = base::error_info(code);
-  reply_local(http::error_reply(code, detail, request_id_, !keep), info.status, code, keep);
+  reply_local(http::error_reply(code, detail, request_id_, !keep, head_.method() == "HEAD"),
+              info.status, code, keep);
 }
 
 void DownstreamConn::reply_local(std::string bytes, int status,
@@ -994,6 +977,7 @@ void DownstreamConn::reset_exchange() {
   head_.clear();
   head_bytes_ = 0;
   headers_done_ = message_done_ = false;
+  trailer_bytes_ = 0;
   expect_continue_ = false;
   request_framing_ = http::Framing::none;
   request_length_ = body_received_ = 0;

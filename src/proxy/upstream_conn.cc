@@ -60,6 +60,7 @@ UpstreamConn* UpstreamConn::connect(WorkerContext& ctx, std::shared_ptr<Generati
     conn->timer_role_ = TimerRole::connect;
     uv_timer_start(&conn->timer_, on_timer, 0, 0);
     conn->connect_req_.data = nullptr;
+    conn->connect_error_ = rc;
   }
   return conn;
 }
@@ -78,6 +79,7 @@ void UpstreamConn::attach(DownstreamConn* owner, bool head_request, base::Durati
   read_timeout_ = read_timeout;
   response_.clear();
   head_bytes_ = 0;
+  bad_head_ = {};
   response_started_ = response_done_ = request_sent_ = false;
   llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
   parser_.data = this;
@@ -344,9 +346,10 @@ void UpstreamConn::handle_input(const char* data, size_t len) {
   }
   if (err != HPE_OK) {
     if (response_started_ && owner) owner->flush_to_client();
-    fail(base::ErrorCode::upstream_bad_response,
-         head_bytes_ > kMaxResponseHead ? "response head larger than 64 KiB"
-                                        : llhttp_get_error_reason(&parser_));
+    std::string cause = head_bytes_ > kMaxResponseHead ? "response head larger than 64 KiB"
+                        : !bad_head_.empty()            ? std::string(bad_head_)
+                                                        : llhttp_get_error_reason(&parser_);
+    fail(base::ErrorCode::upstream_bad_response, std::move(cause));
     return;
   }
   if (owner) owner->flush_to_client();
@@ -366,17 +369,21 @@ int UpstreamConn::on_status(llhttp_t* p, const char* at, size_t len) noexcept {
   return 0;
 }
 
+// After the head, the header callbacks carry the trailer fields of a
+// chunked body: counted against the head's cap, never stored, so they can
+// neither grow memory nor reach the client as header fields (RFC 9110
+// 6.5.1: trailers are not merged into the head).
 int UpstreamConn::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
   UpstreamConn* self = from_parser(p);
   if (!self->head_fits(len)) return -1;
-  self->response_.append_field({at, len});
+  if (!self->response_started_) self->response_.append_field({at, len});
   return 0;
 }
 
 int UpstreamConn::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
   UpstreamConn* self = from_parser(p);
   if (!self->head_fits(len)) return -1;
-  self->response_.append_value({at, len});
+  if (!self->response_started_) self->response_.append_value({at, len});
   return 0;
 }
 
@@ -392,6 +399,10 @@ int UpstreamConn::on_headers_complete(llhttp_t* p) noexcept {
     self->response_.clear();
     self->head_bytes_ = 0;
     return 1;  // an interim response has no body, whatever it declares
+  }
+  if (std::optional<std::string_view> bad = http::check_response_head(self->response_, llhttp_get_upgrade(p) != 0)) {
+    self->bad_head_ = *bad;
+    return -1;
   }
   self->response_started_ = true;
   if (!self->owner_) return -1;
@@ -440,7 +451,15 @@ void UpstreamConn::on_timer(uv_timer_t* timer) noexcept {
                    "TLS handshake not complete within connect_timeout " +
                        base::format_duration(cfg.connect_timeout));
       } else if (self->connect_req_.data == nullptr) {
-        self->fail(base::ErrorCode::upstream_refused, "cannot connect");
+        int rc = self->connect_error_;
+        if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
+          // sluice's own shortage (no socket could be made): not the
+          // server's fault, so neither its errors nor its health.
+          self->fail(base::ErrorCode::over_capacity,
+                     std::string("no socket for the upstream connection: ") + uv_strerror(rc));
+        } else {
+          self->fail(base::ErrorCode::upstream_refused, std::string("cannot connect: ") + uv_strerror(rc));
+        }
       } else {
         self->fail(base::ErrorCode::connect_timeout,
                    "connect_timeout " + base::format_duration(cfg.connect_timeout) + " expired");

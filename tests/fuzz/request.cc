@@ -44,25 +44,6 @@ using fuzz::show;
 constexpr const char* kName = "request";
 constexpr std::string_view kClientIp = "203.0.113.7";
 
-// RFC 9110 5.6.2 tchar (downstream.cc is_token_char).
-bool is_token_char(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-// downstream.cc split_absolute.
-bool split_absolute(std::string_view target, std::string_view& authority, std::string_view& rest) {
-  size_t scheme_end = target.find("://");
-  if (scheme_end == std::string_view::npos) return false;
-  std::string_view scheme = target.substr(0, scheme_end);
-  if (!base::iequals(scheme, "http") && !base::iequals(scheme, "https")) return false;
-  std::string_view after = target.substr(scheme_end + 3);
-  size_t slash = after.find_first_of("/?");
-  authority = after.substr(0, slash);
-  rest = slash == std::string_view::npos ? std::string_view("/") : after.substr(slash);
-  return !authority.empty();
-}
-
 const char* framing_name(http::Framing f) {
   switch (f) {
     case http::Framing::none: return "none";
@@ -142,15 +123,17 @@ class Conn {
       };
       s.on_header_field = [](llhttp_t* p, const char* at, size_t len) {
         for (size_t i = 0; i < len; ++i) {
-          if (!is_token_char(at[i])) {
+          if (!http::is_token_char(at[i])) {
             self(p).invalid_header_name_ = true;
             return static_cast<int>(HPE_USER);
           }
         }
+        if (self(p).headers_done_) return self(p).skip_trailer(len);
         self(p).head_.append_field({at, len});
         return 0;
       };
       s.on_header_value = [](llhttp_t* p, const char* at, size_t len) {
+        if (self(p).headers_done_) return self(p).skip_trailer(len);
         self(p).head_.append_value({at, len});
         return 0;
       };
@@ -175,6 +158,14 @@ class Conn {
     }
     keep_alive_ = llhttp_should_keep_alive(p) != 0;
     return HPE_PAUSED;
+  }
+
+  // DownstreamConn::skip_trailer: trailers are dropped, bounded by max_header_size.
+  int skip_trailer(size_t len) {
+    trailer_bytes_ += len;
+    if (trailer_bytes_ <= routes_.config().server.max_header_size) return 0;
+    reply_error(base::ErrorCode::headers_too_large, "trailer fields");
+    return HPE_USER;
   }
 
   int on_body(const char* at, size_t len) {
@@ -246,7 +237,8 @@ class Conn {
     }
     if (err == HPE_USER && !invalid_header_name_) return;
     base::ErrorCode code = base::ErrorCode::bad_request;
-    bool length_list = err == HPE_INVALID_CONTENT_LENGTH && stop < data + len && *stop == ',';
+    bool length_list = err == HPE_INVALID_CONTENT_LENGTH && stop < data + len && *stop == ',' &&
+                       std::string_view(llhttp_get_error_reason(&parser_)) != "Content-Length overflow";
     if (err == HPE_UNEXPECTED_CONTENT_LENGTH || err == HPE_INVALID_TRANSFER_ENCODING || length_list) {
       code = base::ErrorCode::request_smuggling;
     }
@@ -289,36 +281,14 @@ class Conn {
     request_id_ = client_id && http::valid_request_id(*client_id) ? std::string(*client_id)
                                                                   : http::make_request_id(++ids_, 0);
     std::string_view method = head_.method();
-    if (method == "CONNECT") {
-      reply_error(base::ErrorCode::bad_request, "CONNECT is not supported");
-      return;
-    }
-    if (head_.count("transfer-encoding") > 0 && framing_ != http::Framing::chunked) {
-      reply_error(base::ErrorCode::request_smuggling, "unsupported Transfer-Encoding");
-      return;
-    }
-    if (head_.count("transfer-encoding") > 1) {
-      reply_error(base::ErrorCode::request_smuggling, "more than one Transfer-Encoding header");
-      return;
-    }
-    size_t hosts = head_.count("host");
-    if (hosts > 1) {
-      reply_error(base::ErrorCode::bad_request, "more than one Host header");
-      return;
-    }
-    if (hosts == 0 && head_.http_minor >= 1) {
-      reply_error(base::ErrorCode::bad_request, "HTTP/1.1 request without Host");
+    if (std::optional<http::HeadProblem> problem = http::check_request_head(head_, framing_)) {
+      reply_error(problem->code, std::string(problem->detail));
       return;
     }
     std::string_view target = head_.target();
     std::string_view host_header = head_.find("host").value_or("");
     std::string_view authority, origin_target = target;
-    if (split_absolute(target, authority, origin_target)) {
-      host_header = authority;
-    } else if (target.empty() || target.front() != '/') {
-      reply_error(base::ErrorCode::bad_request, "request target must start with '/'");
-      return;
-    }
+    if (http::split_absolute(target, authority, origin_target)) host_header = authority;
     std::string host = router::normalize_host(host_header);
     router::Target split = router::split_target(origin_target);
     route_ = routes_.select(host, split.path, tls_);
@@ -356,8 +326,7 @@ class Conn {
     if (route_->respond) {
       const config::Respond& r = *route_->respond;
       std::string reply = http::simple_reply(r.status, r.content_type, r.body, request_id_,
-                                             !keep_alive_ || request_has_body());
-      if (method == "HEAD") reply.resize(reply.size() - r.body.size());
+                                             !keep_alive_ || request_has_body(), {}, method == "HEAD");
       reply_local(std::move(reply), r.status, std::nullopt, keep_alive_ && !request_has_body());
       return;
     }
@@ -477,7 +446,8 @@ class Conn {
                 code != base::ErrorCode::request_smuggling && code != base::ErrorCode::headers_too_large &&
                 code != base::ErrorCode::header_timeout;
     const base::ErrorInfo& info = base::error_info(code);
-    reply_local(http::error_reply(code, detail, request_id_, !keep), info.status, code, keep);
+    reply_local(http::error_reply(code, detail, request_id_, !keep, head_.method() == "HEAD"), info.status,
+                code, keep);
   }
 
   void reply_local(std::string bytes, int status, std::optional<base::ErrorCode> error, bool keep_alive) {
@@ -525,6 +495,7 @@ class Conn {
     head_.clear();
     head_bytes_ = 0;
     headers_done_ = message_done_ = false;
+    trailer_bytes_ = 0;
     framing_ = http::Framing::none;
     length_ = body_received_ = 0;
     route_ = nullptr;
@@ -609,6 +580,7 @@ class Conn {
   http::MessageHead head_;
   size_t head_bytes_ = 0;
   size_t head_fields_ = 0;
+  size_t trailer_bytes_ = 0;
   bool headers_done_ = false;
   bool message_done_ = false;
   bool keep_alive_ = true;

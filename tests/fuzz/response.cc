@@ -155,12 +155,13 @@ class Exchange {
         self(p).response_.append_reason({at, len});
         return 0;
       };
+      // After the head these are trailer fields: never stored (UpstreamConn).
       s.on_header_field = [](llhttp_t* p, const char* at, size_t len) {
-        self(p).response_.append_field({at, len});
+        if (!self(p).response_started_) self(p).response_.append_field({at, len});
         return 0;
       };
       s.on_header_value = [](llhttp_t* p, const char* at, size_t len) {
-        self(p).response_.append_value({at, len});
+        if (!self(p).response_started_) self(p).response_.append_value({at, len});
         return 0;
       };
       s.on_headers_complete = [](llhttp_t* p) { return self(p).on_headers_complete(p); };
@@ -187,8 +188,9 @@ class Exchange {
     response_.http_minor = llhttp_get_http_minor(p);
     if (response_.status >= 100 && response_.status < 200 && response_.status != 101) {
       response_.clear();
-      return 0;
+      return 1;  // an interim response has no body, whatever it declares
     }
+    if (http::check_response_head(response_, llhttp_get_upgrade(p) != 0)) return -1;
     response_started_ = true;
     // A 101 without "Upgrade" and "Connection: upgrade" is an ordinary 1xx
     // to llhttp: it goes on parsing HTTP after it while the client, told
@@ -207,7 +209,7 @@ class Exchange {
     head_fields_ = response_.header_count();
     int rc = on_response_head(length, chunked);
     if (rc != 0) return rc;
-    return req_.head ? 1 : 0;
+    return req_.head || response_.status == 204 || response_.status == 304 ? 1 : 0;
   }
 
   std::string affinity_cookie() const {

@@ -35,6 +35,9 @@ depends on the path:
   /no-body?code=C         a C response (204 or 304) that declares Content-Length: 5
                           but, as RFC 9110 says, has no body
   /hold?ms=M              answers 200 "held\\n" after M ms
+  /raw?b64=B[&then=T]     writes exactly the bytes base64url B decodes to, then
+                          T: keep (default: read the next request), close (FIN),
+                          or hold (keep the connection, read nothing more)
   anything else           200, JSON: {"conn": connection number, "n": request
                           number on that connection, "path": target}
 
@@ -279,6 +282,16 @@ async def handle(reader, writer):
             if path == "/ws":
                 await websocket(reader, writer, headers, q.get("then", "close"), conn_id)
                 return
+            if path in ("/raw", "/raw/"):
+                writer.write(base64.urlsafe_b64decode(q["b64"]))
+                await writer.drain()
+                then = q.get("then", "keep")
+                if then == "close":
+                    return
+                if then == "hold":
+                    await reader.read()   # until the peer goes
+                    return
+                continue
             if path == "/hold":
                 await asyncio.sleep(int(q.get("ms", "1000")) / 1000)
                 writer.write(reply(200, b"held\n"))

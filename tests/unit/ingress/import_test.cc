@@ -590,4 +590,10 @@ TEST_CASE("import: regressions") {
   CHECK(names.config->listeners.size() == 1);
   CHECK(names.warned("n/x", "spec.rules[0].http.paths[0].backend", "not a valid Service name"));
   CHECK(names.warned("n/x", "spec.tls[0].secretName", "not a valid Secret name"));
+  // A control byte in a name reaches a TOML comment as a space: TOML forbids
+  // control characters in comments (found by fuzzing: the output did not load).
+  Imported del = import(ingress_json("shop", "w\\u007f\\u0001eb", spec_rules({rule("s.example.com", "/", "Prefix", "web", 80)})));
+  REQUIRE(del.result.toml);
+  CHECK(del.result.toml->find("# Ingress shop/w  eb") != std::string::npos);
+  CHECK(del.config->routes.size() == 1);
 }
