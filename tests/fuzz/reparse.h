@@ -92,7 +92,11 @@ inline const llhttp_settings_t& reparse_settings() {
       Collector& c = col(p);
       c.m.status = llhttp_get_status_code(p);
       c.m.upgrade = llhttp_get_upgrade(p) != 0;
-      return c.skip_body ? 1 : 0;
+      // A client reads no body after HEAD, nor for 1xx, 204 and 304 (RFC 9110
+      // 6.4.1), whatever Content-Length says.
+      int st = c.m.status;
+      bool bodiless = llhttp_get_type(p) == HTTP_RESPONSE && ((st >= 100 && st < 200) || st == 204 || st == 304);
+      return c.skip_body || bodiless ? 1 : 0;
     };
     s.on_body = [](llhttp_t* p, const char* at, size_t n) {
       col(p).m.body.append(at, n);
