@@ -60,7 +60,15 @@ class Conn {
     }
     llhttp_errno_t err = llhttp_execute(&self->parser_, buf->base, static_cast<size_t>(nread));
     if (self->complete_) {
-      self->reply(handle(self->state_, self->method_, self->url_), self->method_ == "HEAD");
+      Response r{500, "text/plain; charset=utf-8", "internal error\n"};
+      // No exception may cross the libuv callback (a throw here once aborted
+      // the process: tests/fuzz/regressions, explain-utf8).
+      try {
+        r = handle(self->state_, self->method_, self->url_);
+      } catch (const std::exception& e) {
+        r.body = std::string("internal error: ") + e.what() + "\n";
+      }
+      self->reply(r, self->method_ == "HEAD");
     } else if (err != HPE_OK) {
       self->reply({400, "text/plain; charset=utf-8", "malformed request\n"}, false);
     }
@@ -69,8 +77,7 @@ class Conn {
   void reply(const Response& r, bool head) {
     answered_ = true;
     uv_read_stop(stream());
-    std::string bytes = http::simple_reply(r.status, r.content_type, r.body, {}, true);
-    if (head) bytes.resize(bytes.size() - r.body.size());
+    std::string bytes = http::simple_reply(r.status, r.content_type, r.body, {}, true, {}, head);
     out_ = std::move(bytes);
     uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
     write_.data = this;
