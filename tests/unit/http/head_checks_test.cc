@@ -10,15 +10,19 @@ namespace {
 
 using Fields = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
+void add_fields(http::MessageHead& head, Fields headers) {
+  for (auto [name, value] : headers) {
+    head.append_field(name);
+    head.append_value(value);
+  }
+}
+
 http::MessageHead request(std::string_view method, std::string_view target, Fields headers,
                           uint8_t minor = 1) {
   http::MessageHead head;
   head.append_method(method);
   head.append_target(target);
-  for (auto [name, value] : headers) {
-    head.append_field(name);
-    head.append_value(value);
-  }
+  add_fields(head, headers);
   head.http_minor = minor;
   return head;
 }
@@ -26,10 +30,7 @@ http::MessageHead request(std::string_view method, std::string_view target, Fiel
 http::MessageHead response(int status, std::string_view reason, Fields headers) {
   http::MessageHead head;
   head.append_reason(reason);
-  for (auto [name, value] : headers) {
-    head.append_field(name);
-    head.append_value(value);
-  }
+  add_fields(head, headers);
   head.status = status;
   return head;
 }
