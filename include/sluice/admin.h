@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "sluice/metrics.h"
+#include "sluice/net.h"
 #include "sluice/proxy.h"
 
 namespace sluice::admin {
@@ -50,19 +51,18 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Serves on an already bound and listening socket. Returns 0 or a libuv error.
-  int start(int fd);
+  // Serves on an already bound socket; `spare` is a second descriptor of it
+  // (net::Listener::take_spare). Takes both. Returns 0 or a libuv error.
+  int start(int fd, int spare);
   // Stops accepting and closes open admin connections.
   void stop();
 
  private:
   friend class Conn;
-  static void on_connection(uv_stream_t* listener, int status) noexcept;
-  static void on_close(uv_handle_t* handle) noexcept;
 
   uv_loop_t* loop_;
   const State& state_;
-  uv_tcp_t* listener_ = nullptr;  // freed in its close callback
+  net::Listener* listener_ = nullptr;  // frees itself after close(true)
   std::unordered_set<Conn*> conns_;
 };
 

@@ -117,6 +117,12 @@ struct ExplainRequest {
 nlohmann::ordered_json explain(const RouteTable& table, const ExplainRequest& request,
                                bool* matched = nullptr);
 
+// One line of JSON text for `j`, as `sluice explain` prints it and admin
+// /explain sends it. The request's bytes need not be UTF-8 (the admin
+// decodes %ff): such bytes become U+FFFD, never an exception (the admin
+// dumps inside a libuv callback).
+std::string json_text(const nlohmann::ordered_json& j);
+
 std::string_view to_string(LossReason reason);
 
 }  // namespace sluice::router

@@ -2,6 +2,7 @@
 // with `handle`, close. Runs on the control thread's loop.
 
 #include <llhttp.h>
+#include <unistd.h>
 
 #include "sluice/admin.h"
 #include "sluice/http.h"
@@ -150,12 +151,19 @@ Server::Server(uv_loop_t* loop, const State& state) : loop_(loop), state_(state)
 
 Server::~Server() { stop(); }
 
-int Server::start(int fd) {
-  listener_ = new uv_tcp_t;
-  uv_tcp_init(loop_, listener_);
-  listener_->data = this;
-  int rc = uv_tcp_open(listener_, fd);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, on_connection);
+int Server::start(int fd, int spare) {
+  // The admin loop is the main thread's: an accept loop spinning at EMFILE
+  // here would also stop signals and reloads, so it pauses like a worker's.
+  listener_ = new net::Listener(
+      loop_, fd, spare, "admin", 128,
+      [this](uv_stream_t* listener) { (new Conn(loop_, *this))->start(listener); },
+      [](const std::string& line) {
+        std::string out = "sluice: admin: " + line + "\n";
+        ssize_t ignored = ::write(2, out.data(), out.size());
+        (void)ignored;
+        return true;
+      });
+  int rc = listener_->listen();
   if (rc != 0) stop();
   return rc;
 }
@@ -164,16 +172,8 @@ void Server::stop() {
   auto conns = conns_;
   for (Conn* c : conns) c->close_now();
   if (!listener_) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(listener_), on_close);
+  listener_->close(true);  // frees itself once its handles closed
   listener_ = nullptr;
 }
-
-void Server::on_connection(uv_stream_t* listener, int status) noexcept {
-  if (status < 0) return;
-  auto* self = static_cast<Server*>(listener->data);
-  (new Conn(self->loop_, *self))->start(listener);
-}
-
-void Server::on_close(uv_handle_t* handle) noexcept { delete reinterpret_cast<uv_tcp_t*>(handle); }
 
 }  // namespace sluice::admin

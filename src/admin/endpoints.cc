@@ -12,10 +12,8 @@ namespace {
 using json = nlohmann::ordered_json;
 
 Response json_response(int status, const json& j) {
-  // Request input (an /explain path) may hold bytes that are not UTF-8:
-  // replaced, never thrown (this runs inside a libuv callback).
-  return {status, "application/json",
-          j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
+  // Request input (an /explain path) may hold bytes that are not UTF-8.
+  return {status, "application/json", router::json_text(j) + "\n"};
 }
 
 json nullable(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }

@@ -99,7 +99,7 @@ int run_explain(const CliArgs& args) {
   router::RouteTable table(loaded.config);
   bool matched = false;
   nlohmann::ordered_json j = router::explain(table, args.explain, &matched);
-  std::cout << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+  std::cout << router::json_text(j) << "\n";
   return matched ? kExitOk : kExitNoRoute;
 }
 

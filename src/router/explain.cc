@@ -54,4 +54,8 @@ nlohmann::ordered_json explain(const RouteTable& table, const ExplainRequest& re
   return j;
 }
 
+std::string json_text(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 }  // namespace sluice::router

@@ -14,6 +14,7 @@
 
 #include "sluice/admin.h"
 #include "sluice/log.h"
+#include "sluice/net.h"
 #include "sluice/proxy.h"
 #include "sluice/server.h"
 #include "resolver.h"
@@ -60,16 +61,26 @@ bool open_listener_set(const config::Listener& l, const std::string& key,
   std::string error;
   for (size_t w = 0; w < per_worker.size(); ++w) {
     int fd = open_listener(bind, error);
+    int spare = -1;
+    if (fd >= 0) {
+      // Taken now: the worker needs it exactly when no descriptor is left.
+      spare = net::Listener::take_spare(fd);
+      if (spare < 0) {
+        error = std::strerror(errno);
+        ::close(fd);
+        fd = -1;
+      }
+    }
     if (fd < 0) {
       std::cerr << "sluice: cannot listen on " << l.address << ": " << error << "\n";
       for (size_t k = 0; k < w; ++k) {
-        ::close(per_worker[k].back().fd);
+        per_worker[k].back().close();
         per_worker[k].pop_back();
       }
       return false;
     }
     if (w == 0) bind.port = bound_port(fd);
-    per_worker[w].push_back({fd, key});
+    per_worker[w].push_back({fd, spare, key});
   }
   line = "sluice: listening on " + bind.to_string() + " (" + (l.tls ? "https" : "http") + ")\n";
   return true;
@@ -187,7 +198,7 @@ void reload(MainLoop& m, std::string_view why) {
       lines += line;
     } else {
       for (auto& fds : added) {
-        for (ListenFd& f : fds) ::close(f.fd);
+        for (ListenFd& f : fds) f.close();
       }
       return refuse("cannot listen on " + l.address);
     }
@@ -340,9 +351,14 @@ int run(std::shared_ptr<const config::Config> config) {
     std::cerr << line;
   }
 
-  int admin_fd = -1;
+  int admin_fd = -1, admin_spare = -1;
   if (cfg.admin) {
     admin_fd = open_listener(cfg.admin->bind, error);
+    if (admin_fd >= 0 && (admin_spare = net::Listener::take_spare(admin_fd)) < 0) {
+      error = std::strerror(errno);
+      ::close(admin_fd);
+      admin_fd = -1;
+    }
     if (admin_fd < 0) {
       std::cerr << "sluice: cannot listen on " << cfg.admin->address << " (admin): " << error << "\n";
       return 1;
@@ -354,7 +370,7 @@ int run(std::shared_ptr<const config::Config> config) {
   std::atomic<uint32_t> connections{0};
   admin::State admin_state{snapshot, &registry, &connections};
   admin::Server admin_server(m.loop, admin_state);
-  if (admin_fd >= 0 && admin_server.start(admin_fd) != 0) {
+  if (admin_fd >= 0 && admin_server.start(admin_fd, admin_spare) != 0) {
     std::cerr << "sluice: cannot serve the admin endpoints on " << cfg.admin->address << "\n";
     return 1;
   }

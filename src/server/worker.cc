@@ -3,9 +3,20 @@
 #include <unistd.h>
 
 namespace sluice::server {
+namespace {
+
+constexpr int kListenBacklog = 4096;
+
+}  // namespace
+
+void ListenFd::close() const {
+  if (fd >= 0) ::close(fd);
+  if (spare >= 0) ::close(spare);
+}
 
 Worker::Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> fds,
-               size_t index, metrics::WorkerCells* cells, uint64_t seed, std::atomic<uint32_t>& connections, int log_fd) {
+               size_t index, metrics::WorkerCells* cells, uint64_t seed, std::atomic<uint32_t>& connections, int log_fd)
+    : index_(index) {
   uv_loop_init(&loop_);
   // Set up here, before the thread exists, so stop() is safe at any time.
   uv_async_init(&loop_, &stop_, on_stop);
@@ -20,13 +31,10 @@ Worker::Worker(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<List
 }
 
 void Worker::add_listener(const ListenFd& l) {
-  auto listener = std::make_unique<Listener>();
-  listener->key = l.key;
-  listener->worker = this;
-  uv_tcp_init(&loop_, &listener->tcp);
-  listener->tcp.data = listener.get();
-  uv_tcp_open(&listener->tcp, l.fd);
-  listeners_.push_back(std::move(listener));
+  listeners_.push_back(std::make_unique<net::Listener>(
+      &loop_, l.fd, l.spare, l.key, kListenBacklog,
+      [this, key = l.key](uv_stream_t* server) { ctx_->accept(server, key); },
+      [this](const std::string& line) { return log_listener_problem(line); }));
 }
 
 void Worker::reload(std::shared_ptr<const proxy::Snapshot> snapshot, std::vector<ListenFd> added) {
@@ -51,29 +59,28 @@ void Worker::on_reload(uv_async_t* async) noexcept {
   if (!snapshot) return;
   if (self->ctx_->draining() || self->ctx_->shutting_down()) {
     // A reload that lost the race with a drain: nothing new may open.
-    for (const ListenFd& l : added) ::close(l.fd);
+    for (const ListenFd& l : added) l.close();
     return;
   }
   self->ctx_->swap_snapshot(snapshot);
-  // Listeners the new config no longer names close; open connections stay.
-  std::vector<std::unique_ptr<Listener>> kept;
+  // Listeners the new config no longer names close (a paused one too);
+  // open connections stay.
+  std::vector<std::unique_ptr<net::Listener>> kept;
   for (auto& l : self->listeners_) {
-    if (snapshot->has_listener(l->key)) {
+    if (snapshot->has_listener(l->key())) {
       kept.push_back(std::move(l));
       continue;
     }
-    Listener* closing = l.release();  // freed by its close callback
-    uv_close(reinterpret_cast<uv_handle_t*>(&closing->tcp),
-             [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+    l.release()->close(true);  // frees itself once its handles closed
   }
   self->listeners_ = std::move(kept);
   for (const ListenFd& l : added) {
     if (!snapshot->has_listener(l.key)) {
-      ::close(l.fd);  // added by a reload that a later one already undid
+      l.close();  // added by a reload that a later one already undid
       continue;
     }
     self->add_listener(l);
-    uv_listen(reinterpret_cast<uv_stream_t*>(&self->listeners_.back()->tcp), 4096, on_connection);
+    self->listeners_.back()->listen();
   }
 }
 
@@ -88,9 +95,7 @@ void Worker::start() {
 }
 
 void Worker::run() {
-  for (auto& l : listeners_) {
-    uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 4096, on_connection);
-  }
+  for (auto& l : listeners_) l->listen();
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
@@ -102,11 +107,27 @@ void Worker::drain(base::Duration spread, uv_async_t* drained) {
   uv_async_send(&drain_);
 }
 
+// Listening, paused or closed already: each ends with no handle open and
+// its spare closed. They are freed with the worker, after the loop ended.
 void Worker::close_listeners() {
-  for (auto& l : listeners_) {
-    auto* h = reinterpret_cast<uv_handle_t*>(&l->tcp);
-    if (!uv_is_closing(h)) uv_close(h, nullptr);
+  for (auto& l : listeners_) l->close(false);
+}
+
+bool Worker::log_listener_problem(const std::string& line) {
+  uint64_t now = uv_now(&loop_);
+  if (listener_log_last_ms_ != 0 && now - listener_log_last_ms_ < 1000) {
+    ++listener_log_held_;
+    return false;
   }
+  listener_log_last_ms_ = now;
+  std::string out = "sluice: worker " + std::to_string(index_) + ": " + line;
+  if (listener_log_held_ > 0) out += " (" + std::to_string(listener_log_held_) + " more since the last line)";
+  listener_log_held_ = 0;
+  out += "\n";
+  // One write(2) per line, so lines of several workers never interleave.
+  ssize_t ignored = ::write(2, out.data(), out.size());
+  (void)ignored;
+  return true;
 }
 
 void Worker::on_drain(uv_async_t* async) noexcept {
@@ -125,12 +146,6 @@ void Worker::on_drained(void* arg) noexcept {
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
-}
-
-void Worker::on_connection(uv_stream_t* server, int status) noexcept {
-  auto* listener = static_cast<Listener*>(server->data);
-  if (status < 0) return;  // EMFILE and friends: the next accept may succeed
-  listener->worker->ctx_->accept(server, listener->key);
 }
 
 void Worker::on_stop(uv_async_t* async) noexcept {

@@ -12,13 +12,22 @@
 #include <thread>
 #include <vector>
 
+#include "sluice/net.h"
 #include "sluice/proxy.h"
 
 namespace sluice::server {
 
+// A bound, listening socket handed to a worker, which owns both
+// descriptors from then on.
 struct ListenFd {
   int fd = -1;
+  // A second descriptor of the same socket (F_DUPFD_CLOEXEC), taken when
+  // the socket is opened: the worker needs it to listen again after
+  // running out of descriptors, when no new one can be had (net::Listener).
+  int spare = -1;
   std::string key;  // the listener's address as configured (Snapshot::listener_tls_for)
+
+  void close() const;  // both descriptors, for a socket no worker will take
 };
 
 class Worker {
@@ -44,21 +53,18 @@ class Worker {
   void join();
 
  private:
-  struct Listener {
-    uv_tcp_t tcp;
-    std::string key;
-    Worker* worker = nullptr;
-  };
-
   void run();
-  static void on_connection(uv_stream_t* server, int status) noexcept;
   static void on_stop(uv_async_t* async) noexcept;
   static void on_drain(uv_async_t* async) noexcept;
   static void on_reload(uv_async_t* async) noexcept;
   void add_listener(const ListenFd& l);
   static void on_drained(void* self) noexcept;
   void close_listeners();
+  // One line to stderr about a listener, at most one a second per worker
+  // (the others are counted into the next). False when it was held back.
+  bool log_listener_problem(const std::string& line);
 
+  size_t index_;
   uv_loop_t loop_;
   uv_async_t stop_;
   uv_async_t drain_;
@@ -70,8 +76,10 @@ class Worker {
   base::Duration drain_spread_{0};
   uv_async_t* drained_ = nullptr;
   std::atomic<bool> drained_flag_{false};
-  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<net::Listener>> listeners_;
   std::unique_ptr<proxy::WorkerContext> ctx_;
+  uint64_t listener_log_last_ms_ = 0;  // uv_now of the last line written
+  uint64_t listener_log_held_ = 0;     // lines held back since then
   std::thread thread_;
 };
 

@@ -449,3 +449,13 @@ allowed_origins = ["https://app.example.com"]
   // A plain request on a websocket route is not a handshake: no Origin check.
   CHECK_FALSE(router::admission(ws, "GET", {{"Origin", "https://other.example.com"}}).has_value());
 }
+
+TEST_CASE("explain: regressions") {
+  // [explain-utf8] found by fuzzing: admin /explain decodes %ff into a byte
+  // that is not UTF-8, and a strict dump threw inside a libuv callback.
+  nlohmann::ordered_json j = {{"route", nullptr}, {"upstream_target", "/caf\xe9"}};
+  std::string text;
+  CHECK_NOTHROW(text = router::json_text(j));
+  CHECK(text == "{\"route\":null,\"upstream_target\":\"/caf\xef\xbf\xbd\"}");
+  CHECK(nlohmann::ordered_json::parse(text)["upstream_target"] == "/caf\xef\xbf\xbd");
+}
