@@ -133,6 +133,9 @@ inline constexpr base::Duration kLingerTime{2000};
 inline constexpr size_t kMaxResponseHead = 64 * 1024;
 // An idle pooled upstream connection is closed after this long.
 inline constexpr auto kUpstreamIdleTimeout = std::chrono::seconds(60);
+// Descriptors kept out of the client budget: listeners and their spares,
+// idle upstream pools, health checks, DNS, logs, admin connections.
+inline constexpr uint32_t kReservedDescriptors = 64;
 
 // State shared by every connection of one worker.
 class WorkerContext {
@@ -179,6 +182,14 @@ class WorkerContext {
   char* read_buffer() { return read_buffer_.get(); }
   std::mt19937_64& rng() { return rng_; }
   std::atomic<uint32_t>& connections() { return connections_; }
+  // How many client connections the process's descriptors allow: each may
+  // hold an upstream socket too, so (RLIMIT_NOFILE - kReservedDescriptors)
+  // / 2, as HAProxy derives maxconn from ulimit -n. Past it a client gets
+  // 503 over_capacity instead of an accept that fails with EMFILE. The
+  // limit is read at most once a second (it can change at run time: prlimit).
+  uint32_t descriptor_capacity();
+  // The soft RLIMIT_NOFILE that descriptor_capacity() last read.
+  uint64_t descriptor_limit() const { return fd_limit_; }
   // No new keep-alive or pooled reuse: the worker is draining or stopping.
   bool shutting_down() const { return shutting_down_ || draining_; }
   size_t index() const { return index_; }
@@ -223,6 +234,9 @@ class WorkerContext {
   size_t index_;
   metrics::WorkerCells* cells_;
   std::string tls_plain_;
+  uint64_t fd_limit_ = 0;
+  uint64_t fd_limit_read_ms_ = 0;
+  bool fd_limit_read_ = false;
   uint64_t tls_log_last_ms_ = 0;
   uint64_t tls_log_held_ = 0;
 };

@@ -115,7 +115,8 @@ void DownstreamConn::start() {
   client_ip_ = peer_ip(&tcp_);
   client_hash_ = upstream::stable_hash(client_ip_);
   const config::ServerSettings& server = snapshot_->config->server;
-  if (ctx_.connections().load(std::memory_order_relaxed) > server.max_connections) {
+  uint32_t open = ctx_.connections().load(std::memory_order_relaxed);
+  if (open > server.max_connections || open > ctx_.descriptor_capacity()) {
     if (tls_) {
       // The 503 would cost a whole handshake: refuse the cheap way.
       close();
@@ -124,10 +125,12 @@ void DownstreamConn::start() {
     request_id_ = http::make_request_id(ctx_.rng()(), ctx_.rng()());
     keep_alive_ = false;
     error_ = base::ErrorCode::over_capacity;
-    std::string reply = http::error_reply(base::ErrorCode::over_capacity,
-                                          "server.max_connections is " +
-                                              std::to_string(server.max_connections),
-                                          request_id_, true);
+    std::string detail =
+        open > server.max_connections
+            ? "server.max_connections is " + std::to_string(server.max_connections)
+            : "RLIMIT_NOFILE " + std::to_string(ctx_.descriptor_limit()) + " allows " +
+                  std::to_string(ctx_.descriptor_capacity()) + " client connections";
+    std::string reply = http::error_reply(base::ErrorCode::over_capacity, detail, request_id_, true);
     status_ = 503;
     close_after_write_ = true;
     send(std::move(reply));

@@ -1,4 +1,5 @@
 #include <netdb.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -196,6 +197,19 @@ std::shared_ptr<const tls::ServerContext> Snapshot::listener_tls_for(std::string
 
 bool Snapshot::has_listener(std::string_view key) const {
   return std::find(listener_keys.begin(), listener_keys.end(), key) != listener_keys.end();
+}
+
+uint32_t WorkerContext::descriptor_capacity() {
+  uint64_t now = uv_now(loop_);
+  if (!fd_limit_read_ || now - fd_limit_read_ms_ >= 1000) {
+    rlimit lim{};
+    fd_limit_ = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : RLIM_INFINITY;
+    fd_limit_read_ms_ = now;
+    fd_limit_read_ = true;
+  }
+  if (fd_limit_ == RLIM_INFINITY || fd_limit_ >= 2ull * UINT32_MAX) return UINT32_MAX;
+  if (fd_limit_ <= kReservedDescriptors) return 0;
+  return static_cast<uint32_t>((fd_limit_ - kReservedDescriptors) / 2);
 }
 
 void WorkerContext::log_tls_problem(const std::string& line) {

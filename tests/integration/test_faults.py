@@ -643,23 +643,47 @@ def try_request(port, timeout=1.0, errors=None, target="/fd"):
     return m.group(1).decode() if m else "garbage"
 
 
+def limit_to_free_fds(pid, free):
+    """Lowers pid's soft RLIMIT_NOFILE so that exactly `free` more
+    descriptors can be opened; returns the limits to restore."""
+    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    used = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
+    limit = len(used)
+    while limit - sum(1 for fd in used if fd < limit) < free:
+        limit += 1
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, old[1]))
+    return old
+
+
+def hold_at_emfile(s, n=150):
+    """Opens `n` client connections while sluice's descriptor budget still
+    has room for them, then lowers its RLIMIT_NOFILE to what it holds: the
+    next accept fails with EMFILE (the budget alone would answer 503 before
+    that). Returns the held sockets and the limit set."""
+    held = []
+    for _ in range(n):
+        held.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
+    wait_until(lambda: sluice_fds(s)["downstream"] >= n,
+               what=lambda: f"sluice holding {n} clients ({dict(sluice_fds(s))})")
+    limit_to_free_fds(s.pid, 0)
+    return held, resource.prlimit(s.pid, resource.RLIMIT_NOFILE)[0]
+
+
 def test_fd_exhaustion_never_spins_and_recovers(backend, sluice_proc):
-    """sluice runs with RLIMIT_NOFILE 256 and max_connections far above it.
-    Connections past the limit are refused, closed or answered 503 — never a
-    crash; while sluice sits at the limit with connections waiting in its
-    accept queue it does not burn CPU (libuv's accept loop can spin on
-    EMFILE); once clients leave it serves again."""
+    """sluice at its RLIMIT_NOFILE (hold_at_emfile), max_connections far
+    above it. Connections past the limit are refused, closed or answered 503
+    — never a crash; while sluice sits at the limit with connections waiting
+    in its accept queue it does not burn CPU (libuv's accept loop can spin
+    on EMFILE); once clients leave it serves again."""
     b = backend()
     s = sluice_proc(upstream(b.port) + route("all", "/"),
                     server='max_connections = 5000\nheader_timeout = "60s"\nkeepalive_timeout = "60s"')
     assert get(s.port, "/warm").status == 200
     base = sluice_fds(s)
-    resource.prlimit(s.pid, resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
-    held = []
+    held, _ = hold_at_emfile(s)
     try:
-        for _ in range(FD_LIMIT + 50):        # the kernel's accept queue takes what sluice cannot
+        for _ in range(50):                   # the kernel's accept queue takes what sluice cannot
             held.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
-        wait_until(lambda: s.fd_count() >= FD_LIMIT - 8, what=lambda: f"sluice at its fd limit ({s.fd_count()})")
         # Clients keep arriving at the limit, from several threads at once.
         outcomes, errors = collections.Counter(), []
         stop = time.monotonic() + 5
@@ -718,12 +742,10 @@ def test_regression_a_drain_at_the_fd_limit_exits_0(backend, sluice_proc, tmp_pa
               + upstream(b.port) + route("all", "/"))
     s = sluice_proc(config=config)
     assert get(s.port, "/warm").status == 200
-    resource.prlimit(s.pid, resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
-    held = []
+    held, limit = hold_at_emfile(s)
     try:
-        for _ in range(FD_LIMIT + 50):
+        for _ in range(50):
             held.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
-        wait_until(lambda: s.fd_count() >= FD_LIMIT - 8, what=lambda: f"sluice at its fd limit ({s.fd_count()})")
         started = time.monotonic()
         stop = started + 3
 
@@ -756,7 +778,7 @@ def test_regression_a_drain_at_the_fd_limit_exits_0(backend, sluice_proc, tmp_pa
     print(f"drain took {took:.2f} s; pause lines: {paused}")
     seconds = time.monotonic() - started
     assert len(paused) <= workers * (seconds + 1), paused
-    assert all(f"out of file descriptors (RLIMIT_NOFILE {FD_LIMIT})" in line for line in paused), paused
+    assert all(f"out of file descriptors (RLIMIT_NOFILE {limit})" in line for line in paused), paused
     assert "sluice: stopped" in s.stderr
 
 
@@ -768,12 +790,8 @@ def test_the_admin_listener_at_the_fd_limit_pauses_and_recovers(backend, sluice_
     b = backend()
     s = sluice_proc(upstream(b.port) + route("all", "/"), server='max_connections = 5000\nheader_timeout = "60s"')
     port = admin_port(s)
-    resource.prlimit(s.pid, resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
-    held = []
+    held, _ = hold_at_emfile(s)
     try:
-        for _ in range(FD_LIMIT + 20):
-            held.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
-        wait_until(lambda: s.fd_count() >= FD_LIMIT - 8, what=lambda: f"sluice at its fd limit ({s.fd_count()})")
         for _ in range(40):             # admin clients waiting in its accept queue
             held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         before = cpu_seconds(s.pid)
@@ -788,27 +806,16 @@ def test_the_admin_listener_at_the_fd_limit_pauses_and_recovers(backend, sluice_
     assert s.alive()
 
 
-def limit_to_free_fds(pid, free):
-    """Lowers pid's soft RLIMIT_NOFILE so that exactly `free` more
-    descriptors can be opened; returns the limits to restore."""
-    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-    used = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
-    limit = len(used)
-    while limit - sum(1 for fd in used if fd < limit) < free:
-        limit += 1
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, old[1]))
-    return old
-
-
 def test_a_local_fd_shortage_is_not_blamed_on_the_upstream(backend, sluice_proc):
     """sluice has a descriptor for the client but none left for the upstream
     socket. That is sluice's own shortage: 503 (over_capacity), not a 502
     saying the upstream refused, and the upstream's health is left alone."""
     b = backend()
     s = sluice_proc(upstream(b.port) + route("all", "/"), server="max_connections = 5000")
-    old = limit_to_free_fds(s.pid, 1)
-    try:
-        with Conn(s.port) as c:       # takes the last descriptor
+    with Conn(s.port) as c:
+        wait_until(lambda: sluice_fds(s)["downstream"] == 1, what="the client accepted")
+        old = limit_to_free_fds(s.pid, 0)     # the client is in; no descriptor is left
+        try:
             replies = []
             for i in range(4):        # more than the 3 failures that eject a server
                 c.send(f"GET /x{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
@@ -816,12 +823,52 @@ def test_a_local_fd_shortage_is_not_blamed_on_the_upstream(backend, sluice_proc)
                 replies.append((r.status, r.get("sluice-error"), r.body.decode().strip()))
                 if (r.get("connection") or "").lower() == "close":
                     break
-    finally:
-        resource.prlimit(s.pid, resource.RLIMIT_NOFILE, old)
+        finally:
+            resource.prlimit(s.pid, resource.RLIMIT_NOFILE, old)
     ejected = metric_total(s, "sluice_upstream_health_changes_total")
     assert get(s.port, "/after").status == 200
-    assert all(status == 503 and code == "over_capacity" for status, code, _ in replies), replies
+    assert len(replies) == 4, replies
+    assert all(status == 503 and code == "over_capacity" and "no socket for the upstream connection" in body
+               for status, code, body in replies), replies
     assert ejected == 0, f"the upstream's health changed {ejected} times over sluice's own fd shortage"
+
+
+def test_clients_past_the_descriptor_budget_get_503(backend, sluice_proc):
+    """RLIMIT_NOFILE 256 allows (256 - 64) / 2 = 96 client connections (each
+    may hold an upstream socket too): the 97th and later are answered 503
+    over_capacity at once, naming the limit, instead of meeting EMFILE; once
+    clients leave, new ones are served."""
+    b = backend()
+    s = sluice_proc(upstream(b.port) + route("all", "/"),
+                    server='max_connections = 5000\nheader_timeout = "60s"')
+    assert get(s.port, "/warm").status == 200
+    base = sluice_fds(s)
+    resource.prlimit(s.pid, resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+    time.sleep(1.1)   # the budget reads the limit at most once a second
+    budget = (FD_LIMIT - 64) // 2
+    held = []
+    try:
+        for _ in range(budget + 30):
+            c = Conn(s.port, timeout=5)
+            held.append(c)
+        answered = []
+        for c in held:
+            c.sock.settimeout(0.3)
+            try:
+                answered.append(c.read_response())
+            except (socket.timeout, TimeoutError):
+                pass
+    finally:
+        for c in held:
+            c.close()
+    assert len(answered) == 30, f"{len(answered)} answered of {budget + 30} (budget {budget})"
+    for r in answered:
+        assert_sluice_error(r, 503, "over_capacity")
+        assert f"RLIMIT_NOFILE {FD_LIMIT} allows {budget} client connections" in r.body.decode(), r
+        assert r.get("connection") == "close"
+    wait_until(lambda: try_request(s.port, timeout=2, target="/after") == "200", timeout=10,
+               what="service after the clients left")
+    assert_no_leak(s, base)
 
 
 # ---- workers ----------------------------------------------------------------------------------
