@@ -44,6 +44,9 @@ struct ServerSettings {
   uint64_t max_header_size = 32 * 1024;
   Duration header_timeout = 10s;
   Duration keepalive_timeout = 75s;
+
+  // The worker threads to run: `workers`, or one per core when it is 0.
+  size_t worker_count() const;
 };
 
 struct CertKey {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -122,7 +123,8 @@ class Checker {
     bool in_flight = false;
   };
   static void on_tick(uv_timer_t* timer) noexcept;
-  void finished(Probe* probe, const Target& target, bool ok, const std::string& cause);
+  // `ok` nullopt: no verdict (sluice could not make the check), rescheduled only.
+  void finished(Probe* probe, const Target& target, std::optional<bool> ok, const std::string& cause);
 
   uv_loop_t* loop_;
   uv_timer_t* timer_;  // freed in its close callback

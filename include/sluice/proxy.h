@@ -133,8 +133,9 @@ inline constexpr base::Duration kLingerTime{2000};
 inline constexpr size_t kMaxResponseHead = 64 * 1024;
 // An idle pooled upstream connection is closed after this long.
 inline constexpr auto kUpstreamIdleTimeout = std::chrono::seconds(60);
-// Descriptors kept out of the client budget: listeners and their spares,
-// idle upstream pools, health checks, DNS, logs, admin connections.
+// Descriptors kept out of the client budget besides each worker's own (its
+// loop and listeners): idle upstream pools, health checks, DNS, logs, the
+// main loop and admin connections.
 inline constexpr uint32_t kReservedDescriptors = 64;
 
 // State shared by every connection of one worker.
@@ -183,8 +184,9 @@ class WorkerContext {
   std::mt19937_64& rng() { return rng_; }
   std::atomic<uint32_t>& connections() { return connections_; }
   // How many client connections the process's descriptors allow: each may
-  // hold an upstream socket too, so (RLIMIT_NOFILE - kReservedDescriptors)
-  // / 2, as HAProxy derives maxconn from ulimit -n. Past it a client gets
+  // hold an upstream socket too, so (RLIMIT_NOFILE - reserved) / 2, where
+  // reserved = kReservedDescriptors + workers x (3 + 2 x listeners), as
+  // HAProxy derives maxconn from ulimit -n. Past it a client gets
   // 503 over_capacity instead of an accept that fails with EMFILE. The
   // limit is read at most once a second (it can change at run time: prlimit).
   uint32_t descriptor_capacity();

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <algorithm>
+#include <thread>
 #include <filesystem>
 #include <tuple>
 #include <fstream>
@@ -630,6 +631,10 @@ std::string_view to_string(Affinity affinity) {
   for (const auto& [name, value] : kAffinityNames)
     if (value == affinity) return name;
   return "none";
+}
+
+size_t ServerSettings::worker_count() const {
+  return workers ? workers : std::max(1u, std::thread::hardware_concurrency());
 }
 
 }  // namespace sluice::config

@@ -1,6 +1,7 @@
 // Active health checks: one short-lived probe connection per check.
 
 #include <charconv>
+#include <optional>
 
 #include "sluice/health.h"
 
@@ -16,9 +17,15 @@ class Checker::Probe {
 
   void start() {
     uv_timer_start(&timer_, on_timeout, static_cast<uint64_t>(target_.check.timeout.count()), 0);
-    if (uv_tcp_connect(&connect_, &tcp_, reinterpret_cast<const sockaddr*>(&target_.addr),
-                       on_connect) != 0) {
-      done(false, "cannot connect");
+    int rc = uv_tcp_connect(&connect_, &tcp_, reinterpret_cast<const sockaddr*>(&target_.addr),
+                            on_connect);
+    if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM ||
+        rc == UV_EADDRNOTAVAIL) {
+      // sluice's own shortage (no socket, no local port): no verdict on the
+      // server, which a failed check would mark down for every worker.
+      done(std::nullopt, uv_strerror(rc));
+    } else if (rc != 0) {
+      done(false, std::string("cannot connect: ") + uv_strerror(rc));
     }
   }
 
@@ -116,7 +123,8 @@ class Checker::Probe {
     self->done(false, "no answer within " + base::format_duration(self->target_.check.timeout));
   }
 
-  void done(bool ok, const std::string& cause) {
+  // `ok` nullopt: the check could not be made, which says nothing of the server.
+  void done(std::optional<bool> ok, const std::string& cause) {
     if (closing_) return;
     if (owner_) owner_->finished(this, target_, ok, cause);
     close();
@@ -192,11 +200,14 @@ void Checker::on_tick(uv_timer_t* timer) noexcept {
   }
 }
 
-void Checker::finished(Probe* probe, const Target& target, bool ok, const std::string& cause) {
+void Checker::finished(Probe* probe, const Target& target, std::optional<bool> ok,
+                       const std::string& cause) {
   std::erase(probes_, probe);
   const config::HealthCheck& c = target.check;
-  target.health->check_result(ok, c.fails, c.passes,
-                              "GET " + c.path + " on " + target.address + ": " + cause);
+  if (ok) {
+    target.health->check_result(*ok, c.fails, c.passes,
+                                "GET " + c.path + " on " + target.address + ": " + cause);
+  }
   for (Scheduled& s : targets_) {
     if (s.target.health != target.health) continue;
     s.in_flight = false;

@@ -396,7 +396,9 @@ int DownstreamConn::on_header_value(llhttp_t* p, const char* at, size_t len) noe
 // without them) nor store them; max_header_size bounds them as it bounds
 // the head, so that a client cannot stream them for ever.
 int DownstreamConn::skip_trailer(size_t len) {
-  trailer_bytes_ += len;
+  // The callbacks report names and values only: 2 more per callback stand
+  // for the ':' and the CRLF, so that empty lines (":") count too.
+  trailer_bytes_ += len + 2;
   const uint64_t max_head = snapshot_->config->server.max_header_size;
   if (trailer_bytes_ <= max_head) return 0;
   if (upstream_) {

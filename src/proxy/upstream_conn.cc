@@ -375,14 +375,15 @@ int UpstreamConn::on_status(llhttp_t* p, const char* at, size_t len) noexcept {
 // 6.5.1: trailers are not merged into the head).
 int UpstreamConn::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
   UpstreamConn* self = from_parser(p);
-  if (!self->head_fits(len)) return -1;
+  // A trailer line ":" has an empty name and value: its ':' and CRLF count.
+  if (!self->head_fits(self->response_started_ ? len + 2 : len)) return -1;
   if (!self->response_started_) self->response_.append_field({at, len});
   return 0;
 }
 
 int UpstreamConn::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
   UpstreamConn* self = from_parser(p);
-  if (!self->head_fits(len)) return -1;
+  if (!self->head_fits(self->response_started_ ? len + 2 : len)) return -1;
   if (!self->response_started_) self->response_.append_value({at, len});
   return 0;
 }
@@ -452,11 +453,13 @@ void UpstreamConn::on_timer(uv_timer_t* timer) noexcept {
                        base::format_duration(cfg.connect_timeout));
       } else if (self->connect_req_.data == nullptr) {
         int rc = self->connect_error_;
-        if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
-          // sluice's own shortage (no socket could be made): not the
-          // server's fault, so neither its errors nor its health.
+        if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM ||
+            rc == UV_EADDRNOTAVAIL) {
+          // sluice's own shortage (no socket, or no local port left): not
+          // the server's fault, so neither its errors nor its health.
           self->fail(base::ErrorCode::over_capacity,
-                     std::string("no socket for the upstream connection: ") + uv_strerror(rc));
+                     std::string(rc == UV_EADDRNOTAVAIL ? "no local port" : "no socket") +
+                         " for the upstream connection: " + uv_strerror(rc));
         } else {
           self->fail(base::ErrorCode::upstream_refused, std::string("cannot connect: ") + uv_strerror(rc));
         }

@@ -208,8 +208,12 @@ uint32_t WorkerContext::descriptor_capacity() {
     fd_limit_read_ = true;
   }
   if (fd_limit_ == RLIM_INFINITY || fd_limit_ >= 2ull * UINT32_MAX) return UINT32_MAX;
-  if (fd_limit_ <= kReservedDescriptors) return 0;
-  return static_cast<uint32_t>((fd_limit_ - kReservedDescriptors) / 2);
+  // Each worker's loop holds an epoll and an eventfd descriptor and libuv's
+  // spare, and two per listener (the socket and net::Listener's spare).
+  const config::Config& cfg = *current_->snapshot->config;
+  uint64_t reserved = kReservedDescriptors + cfg.server.worker_count() * (3 + 2 * cfg.listeners.size());
+  if (fd_limit_ <= reserved) return 0;
+  return static_cast<uint32_t>((fd_limit_ - reserved) / 2);
 }
 
 void WorkerContext::log_tls_problem(const std::string& line) {

@@ -321,7 +321,7 @@ int run(std::shared_ptr<const config::Config> config) {
   uv_signal_start(&m.sigint, on_signal, SIGINT);
   uv_signal_start(&m.sighup, on_signal, SIGHUP);
   const config::Config& cfg = *config;
-  size_t workers = cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
+  size_t workers = cfg.server.worker_count();
   std::string error;
   int log_fd = log::open_access_log(cfg.server.access_log, error);
   if (log_fd < 0 && cfg.server.access_log != "off") {

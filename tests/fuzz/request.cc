@@ -162,7 +162,7 @@ class Conn {
 
   // DownstreamConn::skip_trailer: trailers are dropped, bounded by max_header_size.
   int skip_trailer(size_t len) {
-    trailer_bytes_ += len;
+    trailer_bytes_ += len + 2;
     if (trailer_bytes_ <= routes_.config().server.max_header_size) return 0;
     reply_error(base::ErrorCode::headers_too_large, "trailer fields");
     return HPE_USER;
