@@ -344,11 +344,14 @@ int run(std::shared_ptr<const config::Config> config) {
     }
   }
 
+  // The listening lines are printed once everything the workers open at
+  // start exists: tests (and operators) take them as "ready".
+  std::string listening;
   std::vector<std::vector<ListenFd>> per_worker(workers);
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
     std::string line;
     if (!open_listener_set(cfg.listeners[i], snapshot->listener_keys[i], per_worker, line)) return 1;
-    std::cerr << line;
+    listening += line;
   }
 
   int admin_fd = -1, admin_spare = -1;
@@ -364,7 +367,7 @@ int run(std::shared_ptr<const config::Config> config) {
       return 1;
     }
     base::HostPort bound{cfg.admin->bind.host, bound_port(admin_fd)};
-    std::cerr << "sluice: listening on " << bound.to_string() << " (admin)\n";
+    listening += "sluice: listening on " + bound.to_string() + " (admin)\n";
   }
 
   std::atomic<uint32_t> connections{0};
@@ -398,6 +401,7 @@ int run(std::shared_ptr<const config::Config> config) {
   m.drained.data = &m;
   uv_timer_init(m.loop, &m.drain_timer);
   m.drain_timer.data = &m;
+  std::cerr << listening << std::flush;
   for (auto& w : m.workers) w->start();
 
   // Serve the admin endpoints and signals until the drain ends, then wait
