@@ -118,13 +118,9 @@ def faulty_proxy(faulty, sluice_proc):
 
 # ---- sockets and descriptors of sluice --------------------------------------------------
 
-def sluice_fds(s, listen_ports=None):
-    """Sluice's descriptors by kind: listen, downstream (a connection to one
-    of sluice's own ports), upstream (any other TCP connection), other
-    (files, pipes, eventfds, epoll, non-TCP sockets)."""
-    ports = set(listen_ports or s.ports) | {admin_port(s)}
-    inodes = set()
-    counts = collections.Counter(listen=0, downstream=0, upstream=0, other=0)
+def socket_inodes(s):
+    """The inodes of sluice's sockets, and how many other descriptors it has."""
+    inodes, others = set(), 0
     for fd in os.listdir(f"/proc/{s.pid}/fd"):
         try:
             link = os.readlink(f"/proc/{s.pid}/fd/{fd}")
@@ -133,7 +129,17 @@ def sluice_fds(s, listen_ports=None):
         if link.startswith("socket:["):
             inodes.add(int(link[8:-1]))
         else:
-            counts["other"] += 1
+            others += 1
+    return inodes, others
+
+
+def sluice_fds(s, listen_ports=None):
+    """Sluice's descriptors by kind: listen, downstream (a connection to one
+    of sluice's own ports), upstream (any other TCP connection), other
+    (files, pipes, eventfds, epoll, non-TCP sockets)."""
+    ports = set(listen_ports or s.ports) | {admin_port(s)}
+    counts = collections.Counter(listen=0, downstream=0, upstream=0, other=0)
+    inodes, counts["other"] = socket_inodes(s)
     seen = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
@@ -156,14 +162,7 @@ def sluice_fds(s, listen_ports=None):
 def accept_queue(s):
     """Connections waiting in the accept queues of sluice's listening sockets
     (rx_queue of a LISTEN socket in /proc/net/tcp)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{s.pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{s.pid}/fd/{fd}")
-        except FileNotFoundError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(int(link[8:-1]))
+    inodes, _ = socket_inodes(s)
     waiting = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
